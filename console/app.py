@@ -1,0 +1,46 @@
+"""The console's entry point: ``streamlit run console/app.py`` (``gridconsole serve`` does it for you)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts console/ on sys.path, not the repository root the packages live in.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from console import state  # noqa: E402
+from console.i18n import LANGS, t  # noqa: E402
+
+st.set_page_config(page_title="网格化服务管理指挥平台", page_icon="🗺️", layout="wide")
+
+lang = state.lang()
+with st.sidebar:
+    choice = st.selectbox(
+        t("app.language", lang),
+        LANGS,
+        index=LANGS.index(lang),
+        format_func=lambda code: {"zh": "中文", "en": "English"}[code],
+        key="lang_select",
+    )
+    if choice != lang:
+        st.session_state["lang"] = choice
+        st.rerun()
+
+PAGES = Path(__file__).parent / "pages"
+nav = st.navigation(
+    [
+        st.Page(PAGES / "overview.py", title=t("page.map", lang), icon="🗺️", url_path="map", default=True),
+        st.Page(PAGES / "bigscreen.py", title=t("page.bigscreen", lang), icon="🖥️", url_path="bigscreen"),
+        st.Page(PAGES / "dispatch.py", title=t("page.dispatch", lang), icon="🚨", url_path="dispatch"),
+        st.Page(PAGES / "planning.py", title=t("page.planning", lang), icon="✏️", url_path="planning"),
+        st.Page(PAGES / "cases.py", title=t("page.cases", lang), icon="📋", url_path="cases"),
+        st.Page(PAGES / "staff.py", title=t("page.staff", lang), icon="👷", url_path="staff"),
+        st.Page(PAGES / "cameras.py", title=t("page.cameras", lang), icon="📹", url_path="cameras"),
+        st.Page(PAGES / "settings.py", title=t("page.settings", lang), icon="⚙️", url_path="settings"),
+    ]
+)
+nav.run()

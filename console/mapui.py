@@ -1,0 +1,101 @@
+"""The overview map: an identical base map, overlays sent with ``feature_group_to_add``.
+
+The base map's JS never changes for a given basemap setting, so streamlit-folium keeps the same
+Leaflet map across reruns (no remount, no flicker). The view the user pans to comes back in
+``st.session_state[key]`` (bounds and zoom only — ``returned_objects`` keeps hovering and clicking
+from rerunning the app); on the next run the overlays for that view are computed and sent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import folium
+import streamlit as st
+from streamlit_folium import st_folium
+
+from console import state
+from console.i18n import labels, t
+from geo.crs import gcj02_to_wgs84
+from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift
+from layers.context import build_context_layer
+from layers.grids import build_grids_layer
+from layers.offline import use_local_assets
+from layers.units import build_units_layer
+from services.mapview import MapData, View, map_data
+from store import Store
+
+VIEWPORT_PX = (1400, 720)  # assumed size before the browser reports the real bounds
+
+
+def initial_view(center: tuple[float, float], zoom: int) -> View:
+    """The bbox a VIEWPORT_PX screen shows around center (lat, lon) at zoom (web mercator)."""
+    lat, lon = center
+    deg_per_px = 360.0 / (256 * 2**zoom)
+    half_w = VIEWPORT_PX[0] / 2 * deg_per_px
+    half_h = VIEWPORT_PX[1] / 2 * deg_per_px * math.cos(math.radians(lat))
+    return View(bbox=(lon - half_w, lat - half_h, lon + half_w, lat + half_h), zoom=zoom)
+
+
+def view_from_state(value: Any, *, fallback: View, shifted: bool) -> View:
+    """The view reported by the map component, converted back to WGS84 when tiles are GCJ-02."""
+    try:
+        b = value["bounds"]
+        south, west = float(b["_southWest"]["lat"]), float(b["_southWest"]["lng"])
+        north, east = float(b["_northEast"]["lat"]), float(b["_northEast"]["lng"])
+        zoom = int(value["zoom"])
+    except (KeyError, TypeError, ValueError):
+        return fallback
+    if not all(math.isfinite(v) for v in (south, west, north, east)) or north <= south:
+        return fallback
+    if shifted:
+        west, south = (float(v) for v in gcj02_to_wgs84(west, south))
+        east, north = (float(v) for v in gcj02_to_wgs84(east, north))
+    return View(bbox=(west, south, east, north), zoom=zoom)
+
+
+def overlay_groups(data: MapData, lang: str) -> list[folium.FeatureGroup]:
+    context = build_context_layer(roads=data.roads, water=data.water, boundaries=data.boundaries)
+    if data.level == "grid":
+        top = build_grids_layer(data.features, labels=labels(("grid.",), lang))
+    else:
+        top = build_units_layer(data.features, labels=labels(("unit.",), lang))
+    return [context, top]
+
+
+def payload_bytes(data: MapData) -> int:
+    """Bytes of GeoJSON this screen sends (features, roads, water, boundaries)."""
+    frames = [data.features, data.roads, data.water] + ([data.boundaries] if data.boundaries is not None else [])
+    return sum(len(f.to_json(drop_id=True).encode()) for f in frames if len(f))
+
+
+def show_overview_map(
+    store: Store,
+    *,
+    key: str,
+    center: tuple[float, float],
+    zoom: int,
+    height: int = 680,
+    config: BasemapConfig | None = None,
+) -> MapData:
+    lang = state.lang()
+    config = config or state.basemap()
+    use_local_assets(f"{state.static_prefix()}/vendor")
+    shift = "gcj02" if needs_gcj02_shift(config) else None
+    view = view_from_state(st.session_state.get(key), fallback=initial_view(center, zoom), shifted=bool(shift))
+    data = map_data(store, view, stats=state.stats(), shift=shift)
+    base = build_base_map(config=config, center=center, zoom=zoom)
+    st_folium(
+        base,
+        key=key,
+        height=height,
+        use_container_width=True,
+        feature_group_to_add=overlay_groups(data, lang),
+        returned_objects=["bounds", "zoom"],
+    )
+    cols = st.columns(3)
+    cols[0].caption(f"{t('map.level', lang)}: **{t('map.level.' + data.level, lang)}**")
+    cols[1].caption(f"{t('map.features', lang)}: {len(data.features):,}")
+    cols[2].caption(f"{t('map.payload', lang)}: {payload_bytes(data) / 1024:,.0f} KB")
+    return data

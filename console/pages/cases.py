@@ -1,0 +1,3 @@
+from console.pending import pending_page
+
+pending_page("cases", 5)

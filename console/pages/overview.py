@@ -1,0 +1,31 @@
+"""Grid map: the city's micro-grids coloured by household band, aggregated at city zoom."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from console import state
+from console.i18n import t
+from console.mapui import show_overview_map
+from services.overview import city_summary
+
+lang = state.lang()
+st.title(t("page.map", lang))
+try:
+    store = state.get_store()
+    summary = city_summary(store, stats=state.stats())
+except Exception as exc:  # the database is down or unreachable: say so, do not crash
+    st.error(t("app.db_error", lang, error=exc))
+    st.stop()
+if summary is None:
+    st.warning(t("app.no_data", lang))
+    st.stop()
+
+c = st.columns(5)
+c[0].metric(t("metric.grids", lang), f"{summary.grids:,}")
+c[1].metric(t("metric.households", lang), f"{summary.households:,}")
+c[2].metric(t("metric.in_band", lang), f"{100 * summary.in_band_share:.1f}%")
+c[3].metric(t("metric.staff", lang), f"{summary.staff:,}")
+c[4].metric(t("metric.open_cases", lang), f"{summary.open_cases:,}")
+st.caption(t("map.zoom_hint", lang))
+show_overview_map(store, key="overview_map", center=summary.center, zoom=summary.zoom)

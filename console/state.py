@@ -1,0 +1,54 @@
+"""Per-process and per-session state of the console: the store, the language, the basemap."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from console.i18n import DEFAULT_LANG, LANGS
+from layers.basemap import BasemapConfig
+from services import mapview, settings
+from store import Store, open_store
+
+
+def database_url() -> str | None:
+    return os.environ.get("DATABASE_URL") or None
+
+
+@st.cache_resource(show_spinner=False)
+def _open(url: str | None) -> Store:
+    return open_store(url)
+
+
+def get_store() -> Store:
+    """The process-wide store (opened once; migrations applied on open)."""
+    return _open(database_url())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def unit_stats(url: str) -> pd.DataFrame:
+    return mapview.unit_stats(get_store())
+
+
+def stats() -> pd.DataFrame:
+    return unit_stats(get_store().url)
+
+
+def lang() -> str:
+    """zh by default; ``?lang=en`` or the sidebar choice switches to English for the session."""
+    if "lang" not in st.session_state:
+        q = st.query_params.get("lang", DEFAULT_LANG)
+        st.session_state["lang"] = q if q in LANGS else DEFAULT_LANG
+    return str(st.session_state["lang"])
+
+
+def basemap() -> BasemapConfig:
+    return settings.basemap(get_store())
+
+
+def static_prefix() -> str:
+    """Root-absolute URL of Streamlit's static folder (honours server.baseUrlPath)."""
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}/app/static" if base else "/app/static"

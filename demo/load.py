@@ -1,0 +1,22 @@
+"""Write a generated demo city into a store, replacing what was there, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from demo.city import DemoCity
+from store.base import Store
+
+
+def load_demo(store: Store, city: DemoCity, *, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Replace every demo table's rows with the city's; all or nothing. Returns rows per table."""
+    written: dict[str, int] = {}
+    with store.transaction():
+        for name, frame in city.tables():
+            written[name] = store.write(name, frame, mode="replace")
+            if progress:
+                progress(name, written[name])
+        store.set_setting("demo.size", city.spec.name)
+        store.set_setting("demo.seed", str(city.seed))
+        store.set_setting("demo.generated_for", city.now.isoformat())
+    return written

@@ -1,0 +1,70 @@
+"""Aggregated admin units (county, township/street, village/community) with their counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import folium
+import geopandas as gpd
+
+from layers._html import table_html
+
+# Share of grids inside their band → fill colour (a sequential ramp, worst first).
+RAMP = ((0.80, "#d64545"), (0.90, "#e0a800"), (0.95, "#8cc63f"), (1.01, "#2e9e5b"))
+LABEL_KEYS = ("unit.code", "unit.grids", "unit.households", "unit.in_band", "unit.staff", "unit.open_cases")
+
+
+def _color(share: float) -> str:
+    for limit, color in RAMP:
+        if share < limit:
+            return color
+    return RAMP[-1][1]
+
+
+def build_units_layer(
+    units: gpd.GeoDataFrame, *, labels: Mapping[str, str], name: str = "units"
+) -> folium.FeatureGroup:
+    """Unit polygons filled by the share of their grids inside the band, with escaped tooltips.
+
+    ``units`` (lon/lat) needs columns code, name, grids, households, in_band_share (0..1),
+    staff, open_cases.
+    """
+    group = folium.FeatureGroup(name=name)
+    if len(units) == 0:
+        return group
+    frame = gpd.GeoDataFrame(
+        {
+            "code": units["code"].astype(str),
+            "fill": [_color(float(s)) for s in units["in_band_share"]],
+            "tip": [
+                table_html(
+                    [
+                        (labels["unit.code"], r.code),
+                        (labels["unit.grids"], int(r.grids)),
+                        (labels["unit.households"], int(r.households)),
+                        (labels["unit.in_band"], f"{100 * float(r.in_band_share):.1f}%"),
+                        (labels["unit.staff"], int(r.staff)),
+                        (labels["unit.open_cases"], int(r.open_cases)),
+                    ],
+                    title=r.name,
+                )
+                for r in units.itertuples()
+            ],
+        },
+        geometry=units.geometry.to_numpy(),
+        crs=units.crs,
+    )
+    folium.GeoJson(
+        frame,
+        name=name,
+        style_function=lambda f: {
+            "color": "#3d4a5c",
+            "weight": 1.2,
+            "fillColor": f["properties"]["fill"],
+            "fillOpacity": 0.30,
+        },
+        highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.5},
+        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        zoom_on_click=True,
+    ).add_to(group)
+    return group
