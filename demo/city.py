@@ -313,9 +313,9 @@ class _Builder:
                         units = int(rng.choice([2, 3, 3, 4])) if fl < 11 else int(rng.choice([2, 3]))
                         per_landing = 2
                         hh = fl * units * per_landing
-                        if fl >= 18:
-                            hh = fl * 2 * per_landing
-                            units = 2
+                        if fl >= 18:  # a tower of 3 stairwells is a grid of its own (~108 households)
+                            units = 3
+                            hh = fl * units * per_landing
                         number += 1
                         self.buildings.append(
                             dict(
@@ -643,7 +643,7 @@ def _staff(
         roles.append("grid_worker_full")
         unit_codes.append(str(g.unit_code))
         resp.append([str(g.code)])
-    part = base.sample(frac=0.1, random_state=int(rng.integers(1 << 31)))
+    part = base.sample(frac=0.05, random_state=int(rng.integers(1 << 31)))
     for g in part.itertuples():
         roles.append("grid_worker_part")
         unit_codes.append(str(g.unit_code))
@@ -652,11 +652,11 @@ def _staff(
     for v in villages.itertuples():
         members = grids_by_unit.get(v.code, [])
         if v.kind == "community":
-            # 一格一警 in the city is shared: one officer for every ~6 grids of a community
-            for k in range(0, max(1, len(members)), 6):
+            # 一格一警 in the city is shared: one officer for every ~8 grids of a community
+            for k in range(0, max(1, len(members)), 8):
                 roles.append("police")
                 unit_codes.append(str(v.code))
-                resp.append(members[k : k + 6])
+                resp.append(members[k : k + 8])
         roles.append("legal_adviser")  # 一村(社区)一法律顾问
         unit_codes.append(str(v.code))
         resp.append(members)

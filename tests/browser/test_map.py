@@ -1,0 +1,130 @@
+"""A person opens the console in a real browser with no internet and looks at the grid map.
+
+Debian's chromium driven by Playwright; every request to anything but 127.0.0.1/localhost is
+blocked and recorded, so a CDN reference anywhere makes the test fail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+LOCAL = {"127.0.0.1", "localhost", "[::1]", "::1"}
+FIND_MAP = """() => {
+  const k = Object.keys(window).find(k => k.startsWith('map_') && window[k] && window[k].eachLayer);
+  return k || null;
+}"""
+COUNT_POLYGONS = """(key) => {
+  const m = window[key]; let n = 0;
+  m.eachLayer(l => { if (l instanceof L.Polygon && l.feature) n++; });
+  return n;
+}"""
+# Container pixel of the polygon nearest to the map centre whose feature has a household count.
+POLYGON_POINT = """(key) => {
+  const m = window[key]; const c = m.getSize().divideBy(2); let best = null;
+  m.eachLayer(l => {
+    if (!(l instanceof L.Polygon) || !l.feature || !l.feature.properties.tip) return;
+    const p = m.latLngToContainerPoint(l.getBounds().getCenter());
+    const d = p.distanceTo(c);
+    if (best === null || d < best.d) best = {x: p.x, y: p.y, d: d, tip: l.feature.properties.tip};
+  });
+  return best;
+}"""
+
+
+@pytest.fixture
+def page(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[str], list[str], str]]:
+    from playwright.sync_api import sync_playwright
+
+    blocked: list[str] = []
+    failed: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1600, "height": 1000}, locale="zh-CN")
+
+        def guard(route, request) -> None:  # type: ignore[no-untyped-def]
+            host = urlparse(request.url).hostname or ""
+            if request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL:
+                route.continue_()
+            else:
+                blocked.append(request.url)
+                route.abort()
+
+        context.route("**/*", guard)
+        pg = context.new_page()
+        pg.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+        pg.on("response", lambda r: failed.append(f"{r.url} HTTP {r.status}") if r.status >= 400 else None)
+        yield pg, blocked, failed, console_url
+        context.close()
+        browser.close()
+
+
+def _map_frame(pg):  # type: ignore[no-untyped-def]
+    pg.wait_for_selector("iframe[title*='st_folium']", timeout=60_000)
+    for _ in range(200):
+        for frame in pg.frames:
+            try:
+                if frame.evaluate(FIND_MAP):
+                    return frame
+            except Exception:
+                continue
+        pg.wait_for_timeout(250)
+    raise AssertionError("no Leaflet map appeared in the page")
+
+
+def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pg, blocked, failed, base = page
+    pg.goto(base + "/map", wait_until="domcontentloaded")
+    frame = _map_frame(pg)
+    key = frame.evaluate(FIND_MAP)
+    # At the city's initial zoom the map shows aggregated units; zoom in until grids are drawn.
+    level_text = ""
+    for _ in range(6):
+        pg.wait_for_timeout(1500)
+        level_text = pg.locator("text=/显示层级/").first.inner_text()
+        if "微网格" in level_text:
+            break
+        frame.locator(".leaflet-control-zoom-in").click()
+    assert "微网格" in level_text, level_text
+    frame = _map_frame(pg)
+    key = frame.evaluate(FIND_MAP)
+    for _ in range(40):
+        if frame.evaluate(COUNT_POLYGONS, key) > 10:
+            break
+        pg.wait_for_timeout(250)
+    n = frame.evaluate(COUNT_POLYGONS, key)
+    assert n > 10, f"only {n} grid polygons drawn"
+
+    target = frame.evaluate(POLYGON_POINT, key)
+    assert target is not None
+    iframe_box = pg.locator("iframe[title*='st_folium']").bounding_box()
+    map_box = frame.locator(".leaflet-container").bounding_box()
+    assert iframe_box and map_box
+    pg.mouse.move(map_box["x"] + target["x"], map_box["y"] + target["y"])
+    pg.mouse.move(map_box["x"] + target["x"] + 2, map_box["y"] + target["y"] + 1)
+    tip = frame.locator(".leaflet-tooltip")
+    tip.first.wait_for(state="visible", timeout=10_000)
+    text = tip.first.inner_text()
+    assert "户数" in text, text
+    assert re.search(r"户数\s*\d+", text), text
+    assert re.search(r"\d{15}", text), text  # the 15-digit grid code
+    pg.screenshot(path=str(tmp_path / "map.png"))
+    assert not blocked, f"requests to the internet: {blocked[:5]}"
+    assert not failed, f"failed requests: {failed[:5]}"
