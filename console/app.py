@@ -15,7 +15,8 @@ import streamlit as st  # noqa: E402
 from console import state  # noqa: E402
 from console.i18n import LANGS, t  # noqa: E402
 
-st.set_page_config(page_title="网格化服务管理指挥平台", page_icon="🗺️", layout="wide")
+# A local favicon: a material-icon favicon would be fetched from the internet.
+st.set_page_config(page_title="网格化服务管理指挥平台", page_icon=str(Path(__file__).parent / "favicon.svg"), layout="wide")
 
 lang = state.lang()
 with st.sidebar:
@@ -33,14 +34,14 @@ with st.sidebar:
 PAGES = Path(__file__).parent / "pages"
 nav = st.navigation(
     [
-        st.Page(PAGES / "overview.py", title=t("page.map", lang), icon="🗺️", url_path="map", default=True),
-        st.Page(PAGES / "bigscreen.py", title=t("page.bigscreen", lang), icon="🖥️", url_path="bigscreen"),
-        st.Page(PAGES / "dispatch.py", title=t("page.dispatch", lang), icon="🚨", url_path="dispatch"),
-        st.Page(PAGES / "planning.py", title=t("page.planning", lang), icon="✏️", url_path="planning"),
-        st.Page(PAGES / "cases.py", title=t("page.cases", lang), icon="📋", url_path="cases"),
-        st.Page(PAGES / "staff.py", title=t("page.staff", lang), icon="👷", url_path="staff"),
-        st.Page(PAGES / "cameras.py", title=t("page.cameras", lang), icon="📹", url_path="cameras"),
-        st.Page(PAGES / "settings.py", title=t("page.settings", lang), icon="⚙️", url_path="settings"),
+        st.Page(PAGES / "overview.py", title=t("page.map", lang), icon=":material/map:", url_path="map", default=True),
+        st.Page(PAGES / "bigscreen.py", title=t("page.bigscreen", lang), icon=":material/tv:", url_path="bigscreen"),
+        st.Page(PAGES / "dispatch.py", title=t("page.dispatch", lang), icon=":material/campaign:", url_path="dispatch"),
+        st.Page(PAGES / "planning.py", title=t("page.planning", lang), icon=":material/edit_location_alt:", url_path="planning"),
+        st.Page(PAGES / "cases.py", title=t("page.cases", lang), icon=":material/assignment:", url_path="cases"),
+        st.Page(PAGES / "staff.py", title=t("page.staff", lang), icon=":material/groups:", url_path="staff"),
+        st.Page(PAGES / "cameras.py", title=t("page.cameras", lang), icon=":material/videocam:", url_path="cameras"),
+        st.Page(PAGES / "settings.py", title=t("page.settings", lang), icon=":material/settings:", url_path="settings"),
     ]
 )
 nav.run()

@@ -154,11 +154,6 @@ def serve(
         sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"),
         "--server.port", str(port),
         "--server.address", address,
-        "--server.headless", "true",
-        "--server.enableStaticServing", "true",
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
-        "--theme.base", "light",
     ]  # fmt: skip
     raise typer.Exit(subprocess.call(cmd, env=env, cwd=str(ROOT)))
 

@@ -309,8 +309,10 @@ class _Builder:
                             continue  # green space
                         fx = ix0 + sx * (slab_w + gap_x)
                         fy = iy0 + sy * (slab_d + gap_y)
-                        fl = int(rng.choice([6, 6, 6, 6, 7, 5, 11, 11, 18]))
-                        units = int(rng.choice([2, 3, 3, 4])) if fl < 11 else int(rng.choice([2, 3]))
+                        # Walk-ups of 5-7 floors (20-56 households), 11-floor slabs with two
+                        # stairwells (44), and 18-floor towers (108: a grid of their own).
+                        fl = int(rng.choice([6, 6, 6, 6, 7, 5, 5, 11, 18]))
+                        units = int(rng.choice([2, 3, 3, 4])) if fl < 11 else 2
                         per_landing = 2
                         hh = fl * units * per_landing
                         if fl >= 18:  # a tower of 3 stairwells is a grid of its own (~108 households)

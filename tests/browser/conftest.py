@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.demo_db import run_console
+from tests.fixtures.demo_db import run_console, small_demo_url
+
+__all__ = ["small_demo_url"]
 
 
 @pytest.fixture(scope="session")
