@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
-import geopandas as gpd
 import pandas as pd
 
 BBox = tuple[float, float, float, float]  # (min lon, min lat, max lon, max lat) in EPSG:4326
@@ -100,6 +99,15 @@ class Store(Protocol):
     ) -> pd.DataFrame:
         """The k rows whose geometry is nearest to (lon, lat), nearest first, with a
         ``distance_m`` column (geodesic metres)."""
+        ...
+
+    def purge(self, tables: Sequence[str]) -> None:
+        """Empty whole tables in one transaction, append-only history included. An administrative
+        wipe (regenerating the demo city); ordinary code never deletes history."""
+        ...
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> Any:
+        """Insert one row; return its primary key (the generated id for autoincrement tables)."""
         ...
 
     def get_setting(self, key: str, default: str | None = None) -> str | None: ...

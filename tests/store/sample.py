@@ -1,0 +1,280 @@
+"""Small hand-made rows for every table, around Tieling (lon 123.84, lat 42.29), and helpers to
+compare what a store gives back with what was written."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
+
+from store import schema
+
+LON, LAT = 123.84, 42.29
+M_PER_DEG_LAT = 111_320.0
+M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(LAT))
+
+HOSTILE = ["<script>alert(1)</script>", "'; DROP TABLE grids; --", 'quote " back\\slash', "tab\tnew\nline\rcr"]
+CST = timezone(timedelta(hours=8))  # China Standard Time
+
+
+def at(dx_m: float, dy_m: float, lon: float = LON, lat: float = LAT) -> tuple[float, float]:
+    """The lon/lat dx_m metres east and dy_m metres north of (lon, lat) (local approximation)."""
+    return lon + dx_m / M_PER_DEG_LON, lat + dy_m / M_PER_DEG_LAT
+
+
+def square(dx_m: float, dy_m: float, size_m: float) -> Polygon:
+    x0, y0 = at(dx_m, dy_m)
+    x1, y1 = at(dx_m + size_m, dy_m + size_m)
+    return box(x0, y0, x1, y1)
+
+
+def pt(dx_m: float, dy_m: float) -> Point:
+    return Point(*at(dx_m, dy_m))
+
+
+def gdf(rows: dict[str, list[Any]], geom: list[Any]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geom, crs=4326), crs=4326)
+
+
+T0 = datetime(2026, 11, 20, 9, 30, 15, tzinfo=UTC)
+
+
+def samples() -> dict[str, pd.DataFrame]:
+    """One small realistic frame per table (new frames each call)."""
+    city_geom = MultiPolygon([square(-20_000, -20_000, 40_000)])
+    return {
+        "admin_units": gdf(
+            {
+                "code": ["211200000000", "211202000000", "211202001001"],
+                "name": ["铁岭市", "银州区", "红旗社区<script>alert(1)</script>"],
+                "level": ["city", "county", "village"],
+                "kind": ["city", "district", "community"],
+                "parent_code": [None, "211200000000", "211202001000"],
+                "households": [120_000, 45_000, None],
+            },
+            [city_geom, square(-5_000, -5_000, 10_000), square(0, 0, 800)],
+        ),
+        "grids": gdf(
+            {
+                "code": ["211202001001001", "211202001001002", "211202001001003"],
+                "name": ["红旗一网格", "'; DROP TABLE grids; --", "铁岭二中专属网格"],
+                "unit_code": ["211202001001"] * 3,
+                "kind": ["base", "base", "dedicated"],
+                "purpose": [None, None, "school"],
+                "band_min": [300, 300, None],
+                "band_max": [500, 500, None],
+                "households": [412, 0, 35],
+                "buildings": [12, 0, 3],
+                "version": [1, 2, 1],
+            },
+            [
+                square(0, 0, 400),  # a Polygon: promoted to MULTIPOLYGON
+                MultiPolygon([square(400, 0, 200), square(700, 0, 100)]),
+                square(0, 400, 300),
+            ],
+        ),
+        "buildings": gdf(
+            {
+                "id": [1, 2, 3],
+                "unit_code": ["211202001001", "211202001001", None],
+                "grid_code": ["211202001001001", "211202001001001", None],
+                "kind": ["apartment", "school", "house"],
+                "name": ["红旗小区1号楼", "<script>alert(1)</script>", None],
+                "floors": [18, 4, None],
+                "units": [3, None, 1],
+                "households": [216, 0, 1],
+            },
+            [square(10, 10, 30), square(100, 100, 60), None],
+        ),
+        "staff": pd.DataFrame(
+            {
+                "id": [101, 102, 103],
+                "name": ["张伟", "李娜", "王芳"],
+                "role": ["grid_worker_full", "police", "volunteer"],
+                "phone": ["13800000001", "'; DROP TABLE grids; --", None],
+                "unit_code": ["211202001001", "211202001001", None],
+                "device_id": ["dev-1", None, "dev-3"],
+                "on_duty": [True, False, None],
+            }
+        ),
+        "staff_grids": pd.DataFrame(
+            {
+                "staff_id": [101, 101, 102],
+                "grid_code": ["211202001001001", "211202001001002", "211202001001001"],
+            }
+        ),
+        "positions": gdf(
+            {
+                "staff_id": [101, 101, 102, 103],
+                "ts": [T0, T0 + timedelta(seconds=30), T0 + timedelta(minutes=5), T0 + timedelta(hours=1)],
+                "speed": [1.2, float("nan"), 0.0, 3.5],
+                "bearing": [90.0, 180.5, None, 0.0],
+                "altitude": [60.0, 61.5, 59.0, None],
+                "accuracy": [5.0, 8.0, 12.5, 3.0],
+                "battery": [0.9, 0.85, None, 0.1],
+                "flagged": [False, True, None, False],
+            },
+            [pt(10, 10), pt(20, 15), pt(300, 300), pt(-50, 20)],
+        ),
+        "latest_positions": gdf(
+            {
+                "staff_id": [101, 102],
+                "ts": [T0 + timedelta(seconds=30), T0 + timedelta(minutes=5)],
+                "speed": [None, 0.0],
+                "accuracy": [8.0, 12.5],
+                "battery": [0.85, None],
+            },
+            [pt(20, 15), pt(300, 300)],
+        ),
+        "cameras": gdf(
+            {
+                "id": ["21120200001320000001", "21120200001320000002"],
+                "name": ["红旗路口东", "<script>alert(1)</script>"],
+                "unit_code": ["211202001001", None],
+                "direction": [45.0, 270.0],
+                "fov": [60.0, None],
+                "range_m": [80.0, 50.0],
+                "cam_class": ["class1", "other"],
+                "online": [True, False],
+                "stream_url": ["rtsp://10.0.0.1/live?a=1&b=2", None],
+            },
+            [pt(150, 150), pt(-200, 50)],
+        ),
+        "case_categories": pd.DataFrame(
+            {
+                "code": ["env.garbage", "safety.fire"],
+                "name_zh": ["垃圾堆放", "消防隐患"],
+                "name_en": ["Garbage piled up", "Fire hazard"],
+                "time_limit_hours": [72.0, 4.0],
+                "handler_role": ["grid_worker_full", None],
+            }
+        ),
+        "cases": gdf(
+            {
+                "category": ["env.garbage", "safety.fire", "env.garbage"],
+                "description": ["小区门口垃圾堆放三天无人清理", "'; DROP TABLE grids; --", None],
+                "address": ["红旗街12号", "<script>alert(1)</script>", "tab\tnew\nline"],
+                "reporter_name": ["刘强", None, "匿名"],
+                "reporter_phone": ["13900000000", None, None],
+                "source": ["app", "hotline_12345", "cctv"],
+                "state": ["reported", "dispatched", "closed"],
+                "urgency": [1, 3, None],
+                "grid_code": ["211202001001001", "211202001001002", None],
+                "village_code": ["211202001001", "211202001001", None],
+                "township_code": ["211202001", "211202001", None],
+                "county_code": ["211202", "211202", "211202"],
+                "reported_at": [T0, T0 + timedelta(minutes=1), T0 - timedelta(days=3)],
+                "dispatched_at": [None, T0 + timedelta(minutes=10), T0 - timedelta(days=3, hours=-1)],
+                "deadline_at": [T0 + timedelta(hours=72), T0 + timedelta(hours=4), None],
+                "closed_at": [None, None, T0 - timedelta(days=1)],
+                "assignee_id": [101, 102, None],
+                "satisfaction": [None, None, 5],
+            },
+            [pt(50, 60), pt(450, 20), None],
+        ),
+        "case_events": pd.DataFrame(
+            {
+                "case_id": [1, 1, 2],
+                "ts": [T0, T0 + timedelta(minutes=2), T0 + timedelta(minutes=10)],
+                "actor": ["系统", "dispatcher:7", None],
+                "action": ["report", "file", "dispatch"],
+                "from_state": [None, "reported", "filed"],
+                "to_state": ["reported", "filed", "dispatched"],
+                "note": ["<script>alert(1)</script>", "'; DROP TABLE grids; --", "😀 emoji ok"],
+            }
+        ),
+        "facilities": gdf(
+            {
+                "id": [1, 2],
+                "kind": ["mediation_room", "risk_point"],
+                "name": ["红旗社区调解室", "加油站"],
+                "unit_code": ["211202001001", None],
+            },
+            [pt(30, 30), pt(900, -400)],
+        ),
+        "roads": gdf(
+            {"id": [1, 2], "kind": ["arterial", "street"], "name": ["银州路", None]},
+            [LineString([at(-500, 0), at(1500, 0)]), LineString([at(0, -500), at(0, 50), at(20, 900)])],
+        ),
+        "water": gdf(
+            {"id": [1], "kind": ["river"], "name": ["柴河"]},
+            [MultiPolygon([square(2000, 2000, 300), square(2400, 2000, 100)])],
+        ),
+        "settings": pd.DataFrame({"key": ["basemap.kind", "ui.title"], "value": ["none", "铁岭市网格化指挥平台"]}),
+    }
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _expected(col: schema.Column, values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+            out.append(None)
+        elif col.type == "timestamp":
+            ts = pd.Timestamp(v)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            out.append(ts.floor("s"))
+        elif col.is_geometry:
+            if col.geometry_kind == "MULTIPOLYGON" and v.geom_type == "Polygon":
+                v = MultiPolygon([v])
+            out.append(v)
+        else:
+            out.append(v)
+    return out
+
+
+def _actual(col: schema.Column, series: pd.Series) -> list[Any]:
+    out: list[Any] = []
+    for v in series.astype(object).tolist():
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+            out.append(None)
+        else:
+            out.append(v)
+    return out
+
+
+def assert_rows_equal(table: str, written: pd.DataFrame, got: pd.DataFrame) -> None:
+    """Every written column comes back with equal values, row for row (same order)."""
+    t = schema.table(table)
+    assert len(got) == len(written), f"{table}: {len(got)} rows back, {len(written)} written"
+    for name in written.columns:
+        is_geom = isinstance(written, gpd.GeoDataFrame) and name == written.geometry.name
+        col = t.geometry_column if is_geom else t.column(name)
+        assert col is not None
+        exp = _expected(col, list(written[name]))
+        act = _actual(col, got["geometry" if col.is_geometry else col.name])
+        for i, (e, a) in enumerate(zip(exp, act, strict=True)):
+            if col.is_geometry:
+                if e is None:
+                    assert a is None, f"{table}.{col.name}[{i}]: expected NULL, got {a}"
+                else:
+                    assert a is not None and a.geom_type == e.geom_type, f"{table}.{col.name}[{i}]: {a} != {e}"
+                    assert shapely.equals_exact(a, e, tolerance=0), f"{table}.{col.name}[{i}]: {a.wkt} != {e.wkt}"
+            elif col.type == "real" and e is not None:
+                assert a is not None and float(a) == float(e), f"{table}.{col.name}[{i}]: {a!r} != {e!r}"
+            else:
+                assert a == e, f"{table}.{col.name}[{i}]: {a!r} != {e!r}"
+                if e is not None and col.type == "text":
+                    assert isinstance(a, str)
+                if e is not None and col.type == "bool":
+                    assert isinstance(a, bool | np.bool_)
+
+
+def sort_key(table: str) -> list[str]:
+    return list(schema.table(table).primary_key)
+
+
+def by_key(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    return frame.sort_values(sort_key(table)).reset_index(drop=True)
+
+
+Factory = Callable[[], dict[str, pd.DataFrame]]
