@@ -131,7 +131,7 @@ def _voronoi_cells(seeds: np.ndarray, region: BaseGeometry) -> list[BaseGeometry
     mp = MultiPoint([tuple(p) for p in seeds])
     cells = shapely.voronoi_polygons(mp, extend_to=region.envelope.buffer(1000), ordered=True)
     out = [shapely.intersection(c, region) for c in shapely.get_parts(cells)]
-    return [shapely.make_valid(shapely.set_precision(c, 0.01)) for c in out]
+    return [shapely.make_valid(c) for c in out]
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:

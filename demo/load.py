@@ -9,11 +9,16 @@ from store.base import Store
 
 
 def load_demo(store: Store, city: DemoCity, *, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """Replace every demo table's rows with the city's; all or nothing. Returns rows per table."""
+    """Replace every demo table's rows with the city's; all or nothing. Returns rows per table.
+
+    The old rows, case history included, are purged first: a demo database's history is synthetic.
+    """
     written: dict[str, int] = {}
+    names = [name for name, _ in city.tables()]
     with store.transaction():
+        store.purge(names)
         for name, frame in city.tables():
-            written[name] = store.write(name, frame, mode="replace")
+            written[name] = store.write(name, frame, mode="append")
             if progress:
                 progress(name, written[name])
         store.set_setting("demo.size", city.spec.name)
