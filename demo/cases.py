@@ -102,7 +102,7 @@ def generate_cases(
     t = now_ts.value // 10**9 - age_s
     day = np.floor(t / 86400) * 86400
     hour = rng.choice(24, size=n, p=_hour_weights())
-    t = day + hour * 3600 + rng.integers(0, 3600, n)
+    t = day + hour * 3600 + rng.integers(0, 3600, n).astype(float)
     month = pd.to_datetime(t, unit="s").month.to_numpy()
     heat = (np.array(_CODES)[cat] == "heating") & ~np.isin(month, [11, 12, 1, 2, 3])
     t[heat] = _move_to_months(rng, t[heat], [11, 12, 1, 2])
@@ -209,8 +209,8 @@ def generate_cases(
             "dispatched_at": ts(stage_t[:, 2], dispatched),
             "deadline_at": ts(stage_t[:, 2] + limit_s, dispatched),
             "closed_at": ts(stage_t[:, 7], (final >= 7) & ~is_rej),
-            "assignee_id": pd.array(np.where(np.isnan(assignee), pd.NA, assignee), dtype="Int64"),
-            "satisfaction": pd.array(np.where((final >= 8) & ~is_rej, satisfaction, pd.NA), dtype="Int64"),
+            "assignee_id": pd.Series(assignee).round().astype("Int64"),
+            "satisfaction": pd.Series(satisfaction, dtype="Int64").where((final >= 8) & ~is_rej),
         },
         geometry=shapely.points(x, y),
         crs=buildings.crs,

@@ -145,7 +145,7 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
 def _multi(geom: BaseGeometry) -> BaseGeometry:
     geom = _polygonal(geom)
     if geom.geom_type == "Polygon":
-        return shapely.MultiPolygon([geom])
+        return shapely.MultiPolygon([geom])  # type: ignore[list-item]
     return geom
 
 

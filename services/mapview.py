@@ -72,8 +72,9 @@ def unit_stats(store: Store) -> pd.DataFrame:
     base["in_band"] = grid_status(base["households"], base["band_min"], base["band_max"], base["kind"]) == "in_band"
     per_village = base.groupby("unit_code").agg(grids=("code", "size"), in_band=("in_band", "sum"))
     staff = store.group_count("staff", ["unit_code"]).set_index("unit_code")["n"]
-    open_cases = store.group_count("cases", ["village_code"], where={"state": list(OPEN_STATES)})
-    open_cases = open_cases.set_index("village_code")["n"]
+    open_cases = store.group_count("cases", ["village_code"], where={"state": list(OPEN_STATES)}).set_index(
+        "village_code"
+    )["n"]
     leaf = pd.DataFrame(index=units.loc[units["level"] == "village", "code"])
     leaf["grids"] = per_village["grids"].reindex(leaf.index).fillna(0)
     leaf["in_band"] = per_village["in_band"].reindex(leaf.index).fillna(0)
@@ -82,20 +83,21 @@ def unit_stats(store: Store) -> pd.DataFrame:
     for col in ("grids", "in_band", "open_cases"):
         out[col] = 0.0
         out.loc[leaf.index, col] = leaf[col]
-    out["staff"] = staff.reindex(out.index).fillna(0)
+    own_staff = staff.reindex(out.index).fillna(0)  # staff attached to the unit itself
+    out["staff"] = own_staff
     codes = out.index.to_series()
     for level, n in (("township", 9), ("county", 6)):
         child_level = "village" if level == "township" else "township"
         child = out[out["level"] == child_level]
         sums = child[["grids", "in_band", "open_cases"]].groupby(child.index.str[:n]).sum()
-        staff_sum = out["staff"].groupby(codes.str[:n]).sum()  # own staff + everyone below
+        staff_sum = own_staff.groupby(codes.str[:n]).sum()  # own staff + everyone below
         idx = out.index[out["level"] == level]
         out.loc[idx, ["grids", "in_band", "open_cases"]] = sums.reindex(idx).fillna(0).to_numpy()
         out.loc[idx, "staff"] = staff_sum.reindex(idx).fillna(0).to_numpy()
     top = out["level"] == "city"
     for col in ("grids", "in_band", "open_cases"):
         out.loc[top, col] = out.loc[out["level"] == "county", col].sum()
-    out.loc[top, "staff"] = out["staff"][out["level"] == "county"].sum()
+    out.loc[top, "staff"] = own_staff.sum()
     out["households"] = out["households"].fillna(0)
     out["in_band_share"] = np.where(out["grids"] > 0, out["in_band"] / out["grids"].clip(lower=1), 0.0)
     for col in ("grids", "in_band", "open_cases", "staff", "households"):
@@ -127,12 +129,12 @@ def map_data(
         features = _units(store, view, stats, level)
     roads = store.read("roads", bbox=view.bbox, where={"kind": _road_kinds(view.zoom)}, columns=["kind"])
     water = store.read("water", bbox=view.bbox, columns=["kind"])
-    simplify = {"zoom": view.zoom}
-    features = simplify_for_zoom(features, coverage=True, **simplify)
-    roads = simplify_for_zoom(roads, pixels=1.5, **simplify)
-    water = simplify_for_zoom(water, **simplify)
+    z = view.zoom
+    features = simplify_for_zoom(features, zoom=z, coverage=True)
+    roads = simplify_for_zoom(roads, zoom=z, pixels=1.5)
+    water = simplify_for_zoom(water, zoom=z)
     if boundaries is not None:
-        boundaries = simplify_for_zoom(boundaries, coverage=True, **simplify)
+        boundaries = simplify_for_zoom(boundaries, zoom=z, coverage=True)
     if shift is not None:
         features, roads, water = (from_wgs84(f, target=shift) for f in (features, roads, water))
         if boundaries is not None:

@@ -47,8 +47,7 @@ def test_hierarchy_nests_exactly(city) -> None:  # type: ignore[no-untyped-def]
     for level, n in (("county", 6), ("township", 9), ("village", 12)):
         kids = units[units["level"] == level]
         assert (kids.index.str.len() == n).all()
-        for code, row in kids.iterrows():
-            assert row["parent_code"] in units.index
+        assert kids["parent_code"].isin(units.index).all()
         for parent_code, group in kids.groupby("parent_code"):
             parent = units.loc[parent_code].geometry
             union = shapely.union_all(group.geometry.to_numpy())
