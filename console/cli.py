@@ -48,9 +48,8 @@ def demo(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the database has grids.")] = False,
 ) -> None:
     """Generate the demo city and load it into the database (replacing its demo tables)."""
-    from demo import SIZES, generate, load_demo
-
     from console.progress import Bar
+    from demo import SIZES, generate, load_demo
 
     if size not in SIZES:
         _fail(f"--size must be one of {', '.join(SIZES)}", lang)

@@ -90,6 +90,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "settings.basemap.gcj02": ("GCJ-02 瓦片（高德类）", "GCJ-02 tiles (AMap-style)"),
     "settings.basemap.url": ("瓦片地址模板", "Tile URL template"),
     "settings.basemap.attribution": ("版权说明", "Attribution"),
+    "settings.basemap.subdomains": ("子域名 {s}（天地图 01234567，高德 1234）", "Subdomains for {s} (Tianditu 01234567, AMap 1234)"),
     "settings.save": ("保存", "Save"),
     "settings.saved": ("已保存。", "Saved."),
     "settings.bad_url": (

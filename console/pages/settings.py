@@ -26,9 +26,15 @@ with st.form("basemap"):
     )
     url = st.text_input(t("settings.basemap.url", lang), value=current.url or "", placeholder="http://tiles.intranet/{z}/{x}/{y}.png")
     attribution = st.text_input(t("settings.basemap.attribution", lang), value=current.attribution)
+    subdomains = st.text_input(
+        t("settings.basemap.subdomains", lang),
+        value=current.subdomains if isinstance(current.subdomains, str) else "".join(current.subdomains),
+    )
     if st.form_submit_button(t("settings.save", lang)):
         try:
-            settings.set_basemap(store, kind=kind, url=url.strip() or None, attribution=attribution)
+            settings.set_basemap(
+                store, kind=kind, url=url.strip() or None, attribution=attribution, subdomains=subdomains.strip()
+            )
         except ValueError:
             st.error(t("settings.bad_url", lang))
         else:

@@ -94,6 +94,8 @@ def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> 
     pg.goto(base + "/", wait_until="domcontentloaded")
     frame = _map_frame(pg)
     key = frame.evaluate(FIND_MAP)
+    # A mark on the map's page: it survives only if overlay updates do not remount the map.
+    frame.evaluate("() => { window.__gc_probe = 42; }")
     # At the city's initial zoom the map shows aggregated units; zoom in until grids are drawn.
     level_text = ""
     for _ in range(6):
@@ -111,6 +113,7 @@ def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> 
         pg.wait_for_timeout(250)
     n = frame.evaluate(COUNT_POLYGONS, key)
     assert n >= 3, f"only {n} grid polygons drawn"
+    assert frame.evaluate("() => window.__gc_probe") == 42, "the map was remounted when its overlays changed"
 
     target = frame.evaluate(POLYGON_POINT, key)
     assert target is not None
