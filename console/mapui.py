@@ -55,8 +55,23 @@ def view_from_state(value: Any, *, fallback: View, shifted: bool) -> View:
     return View(bbox=(west, south, east, north), zoom=zoom)
 
 
+def view_from_query(
+    params: Any, *, default: tuple[tuple[float, float], int]
+) -> tuple[tuple[float, float], int]:
+    """Centre (lat, lon) and zoom from ``?lat=&lon=&z=``; anything missing or implausible → default."""
+    try:
+        lat, lon, z = float(params["lat"]), float(params["lon"]), int(params["z"])
+    except (KeyError, TypeError, ValueError):
+        return default
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 3 <= z <= 20):
+        return default
+    return (lat, lon), z
+
+
 def overlay_groups(data: MapData, lang: str) -> list[folium.FeatureGroup]:
-    context = build_context_layer(roads=data.roads, water=data.water, boundaries=data.boundaries)
+    context = build_context_layer(
+        roads=data.roads, water=data.water, boundaries=data.boundaries, buildings=data.buildings
+    )
     if data.level == "grid":
         top = build_grids_layer(data.features, labels=labels(("grid.",), lang))
     else:
@@ -66,7 +81,8 @@ def overlay_groups(data: MapData, lang: str) -> list[folium.FeatureGroup]:
 
 def payload_bytes(data: MapData) -> int:
     """Bytes of GeoJSON this screen sends (features, roads, water, boundaries)."""
-    frames = [data.features, data.roads, data.water] + ([data.boundaries] if data.boundaries is not None else [])
+    frames = [data.features, data.roads, data.water]
+    frames += [f for f in (data.boundaries, data.buildings) if f is not None]
     return sum(len(f.to_json(drop_id=True).encode()) for f in frames if len(f))
 
 

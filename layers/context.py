@@ -18,6 +18,7 @@ def build_context_layer(
     roads: gpd.GeoDataFrame | None = None,
     water: gpd.GeoDataFrame | None = None,
     boundaries: gpd.GeoDataFrame | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
     name: str = "context",
 ) -> folium.FeatureGroup:
     """Non-interactive background features (no tooltips, clicks pass through to the layers above)."""
@@ -34,6 +35,13 @@ def build_context_layer(
             roads[["kind", roads.geometry.name]],
             name="roads",
             style_function=lambda f: ROAD_STYLE.get(f["properties"]["kind"], ROAD_STYLE["street"]),
+            interactive=False,
+        ).add_to(group)
+    if buildings is not None and len(buildings):
+        folium.GeoJson(
+            buildings[[buildings.geometry.name]],
+            name="buildings",
+            style_function=lambda f: {"color": "#8d96a3", "weight": 0.6, "fillColor": "#c3c9d1", "fillOpacity": 0.9},
             interactive=False,
         ).add_to(group)
     if boundaries is not None and len(boundaries):

@@ -22,6 +22,8 @@ Level = Literal["county", "township", "village", "grid"]
 OPEN_STATES = ("reported", "filed", "dispatched", "accepted", "in_progress", "resolved", "verified")
 MAX_GRIDS = 900  # grids drawn at once; beyond that the map shows villages/communities
 MAX_UNITS = 1200
+MAX_BUILDINGS = 4000  # footprints drawn from zoom BUILDING_ZOOM when this few are in view
+BUILDING_ZOOM = 16
 CODE_LEN = {"county": 6, "township": 9, "village": 12}
 
 
@@ -38,6 +40,7 @@ class MapData:
     roads: gpd.GeoDataFrame
     water: gpd.GeoDataFrame
     boundaries: gpd.GeoDataFrame | None
+    buildings: gpd.GeoDataFrame | None = None
 
 
 def level_for_zoom(zoom: int) -> Level:
@@ -116,6 +119,9 @@ def map_data(
     level = level_for_zoom(view.zoom)
     features: gpd.GeoDataFrame | None = None
     boundaries = None
+    buildings = None
+    if view.zoom >= BUILDING_ZOOM and store.count("buildings", bbox=view.bbox) <= MAX_BUILDINGS:
+        buildings = store.read("buildings", bbox=view.bbox, columns=["kind"])
     if level == "grid":
         n = store.count("grids", bbox=view.bbox)
         if n <= MAX_GRIDS:
@@ -135,11 +141,17 @@ def map_data(
     water = simplify_for_zoom(water, zoom=z)
     if boundaries is not None:
         boundaries = simplify_for_zoom(boundaries, zoom=z, coverage=True)
+    if buildings is not None:
+        buildings = simplify_for_zoom(buildings, zoom=z)
     if shift is not None:
         features, roads, water = (from_wgs84(f, target=shift) for f in (features, roads, water))
         if boundaries is not None:
             boundaries = from_wgs84(boundaries, target=shift)
-    return MapData(level=level, features=features, roads=roads, water=water, boundaries=boundaries)
+        if buildings is not None:
+            buildings = from_wgs84(buildings, target=shift)
+    return MapData(
+        level=level, features=features, roads=roads, water=water, boundaries=boundaries, buildings=buildings
+    )
 
 
 def _road_kinds(zoom: int) -> list[str]:

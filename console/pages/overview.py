@@ -6,7 +6,7 @@ import streamlit as st
 
 from console import state
 from console.i18n import t
-from console.mapui import show_overview_map
+from console.mapui import show_overview_map, view_from_query
 from services.overview import city_summary
 
 lang = state.lang()
@@ -28,4 +28,6 @@ c[2].metric(t("metric.in_band", lang), f"{100 * summary.in_band_share:.1f}%")
 c[3].metric(t("metric.staff", lang), f"{summary.staff:,}")
 c[4].metric(t("metric.open_cases", lang), f"{summary.open_cases:,}")
 st.caption(t("map.zoom_hint", lang))
-show_overview_map(store, key="overview_map", center=summary.center, zoom=summary.zoom)
+# A shared link can open the map on a view: ?lat=42.30&lon=123.84&z=16
+center, zoom = view_from_query(st.query_params, default=(summary.center, summary.zoom))
+show_overview_map(store, key="overview_map", center=center, zoom=zoom)

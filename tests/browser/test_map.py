@@ -131,3 +131,32 @@ def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> 
     pg.screenshot(path=str(tmp_path / "map.png"))
     assert not blocked, f"requests to the internet: {blocked[:5]}"
     assert not failed, f"failed requests: {failed[:5]}"
+
+
+def test_shared_link_opens_on_urban_grids_in_english(page, small_demo_url: str) -> None:  # type: ignore[no-untyped-def]
+    """A link with ?lat&lon&z opens the map on that view; ?lang=en switches the language."""
+    import os
+
+    from store import open_store
+
+    pg, blocked, failed, base = page
+    store = open_store(small_demo_url)
+    community = store.read("admin_units", where={"level": "village", "kind": "community"}, limit=1)
+    c = community.geometry.iloc[0].centroid
+    store.close()
+    pg.goto(f"{base}/?lat={c.y:.5f}&lon={c.x:.5f}&z=16&lang=en", wait_until="domcontentloaded")
+    frame = _map_frame(pg)
+    key = frame.evaluate(FIND_MAP)
+    for _ in range(60):
+        if frame.evaluate(COUNT_POLYGONS, key) >= 5:
+            break
+        pg.wait_for_timeout(250)
+    assert frame.evaluate(COUNT_POLYGONS, key) >= 5
+    assert "micro-grids" in pg.locator("text=/Showing/").first.inner_text()
+    assert frame.evaluate("(k) => window[k].getZoom()", key) == 16
+    pg.wait_for_timeout(500)
+    shots = os.environ.get("GC_SCREENSHOT_DIR")
+    if shots:  # used to refresh the README's screenshot
+        pg.screenshot(path=str(Path(shots) / "screenshot-map.png"))
+    assert not blocked, blocked[:5]
+    assert not failed, failed[:5]

@@ -70,3 +70,12 @@ def test_settings_rejects_a_hostile_tile_url(app: AppTest) -> None:
     app.button[0].click()
     app.run()
     assert app.error, "a bad tile URL must be refused"
+
+
+def test_map_view_from_query_parameters() -> None:
+    from console.mapui import view_from_query
+
+    default = ((42.0, 123.0), 11)
+    assert view_from_query({"lat": "42.3", "lon": "123.84", "z": "16"}, default=default) == ((42.3, 123.84), 16)
+    for bad in ({}, {"lat": "x", "lon": "1", "z": "3"}, {"lat": "91", "lon": "1", "z": "5"}, {"lat": "1", "lon": "1", "z": "99"}):
+        assert view_from_query(bad, default=default) == default

@@ -116,3 +116,13 @@ def test_gcj02_display_shifts_every_overlay(loaded) -> None:  # type: ignore[no-
 def test_empty_database_has_no_summary(store) -> None:  # type: ignore[no-untyped-def]
     stats = unit_stats(store)
     assert city_summary(store, stats=stats) is None
+
+
+def test_buildings_only_at_street_zoom(loaded) -> None:  # type: ignore[no-untyped-def]
+    stats = unit_stats(loaded)
+    community = loaded.read("admin_units", where={"level": "village", "kind": "community"}, limit=1)
+    c = community.geometry.iloc[0].centroid
+    bbox = (c.x - 0.003, c.y - 0.002, c.x + 0.003, c.y + 0.002)
+    assert map_data(loaded, View(bbox=bbox, zoom=15), stats=stats).buildings is None
+    near = map_data(loaded, View(bbox=bbox, zoom=17), stats=stats)
+    assert near.buildings is not None and len(near.buildings) > 5
