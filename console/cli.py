@@ -61,6 +61,7 @@ def demo(
     started = time.perf_counter()
     with Bar(spec, disable=quiet) as bar:
         city = generate(spec, seed=seed, progress=bar.update)
+        bar.loading(len(list(city.tables())))
         load_demo(store, city, progress=bar.loaded)
     summary = ", ".join(f"{k} {v:,}" for k, v in city.summary().items())
     typer.echo(t("cli.demo.done", lang, summary=summary, seconds=time.perf_counter() - started))

@@ -23,6 +23,12 @@ class Bar:
         if n:
             self.bar.update(n)
 
+    def loading(self, tables: int) -> None:
+        """Generation is done: what is left is writing ``tables`` tables."""
+        self.total = self.bar.n + tables
+        self.bar.total = self.total
+        self.bar.refresh()
+
     def loaded(self, table: str, rows: int) -> None:
         self.bar.set_description(f"load {table}")
         self.bar.update(1)

@@ -46,7 +46,10 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes: all of them are committed at the end, or none if an exception escapes.
-        Nested use joins the outer transaction."""
+        Nested use joins the outer transaction (as a savepoint). A refused small write caught inside
+        the block leaves the rest of the transaction intact; on SQLite a failed *bulk* write (5,000
+        rows or more) makes the whole transaction roll back at its end with StoreError, because
+        savepoints around bulk writes make SQLite quadratic."""
         ...
 
     def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:

@@ -61,6 +61,7 @@ class SQLiteStore(SQLStoreBase):
         self.url = url or f"sqlite:///{path}"
         self._lock = threading.RLock()
         self._depth = 0
+        self._poisoned = False  # a write inside the open transaction failed: it must roll back
         self._conn: sqlite3.Connection | None = None
         try:
             self._conn = sqlite3.connect(
@@ -110,12 +111,30 @@ class SQLiteStore(SQLStoreBase):
         return StoreError(f"SQLite error: {msg}")
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, savepoint: bool = True) -> Iterator[sqlite3.Connection]:
         """Outermost: BEGIN IMMEDIATE ... COMMIT/ROLLBACK; nested: a SAVEPOINT, so a failing inner
-        block undoes only its own writes while still committing with the outer transaction."""
+        block undoes only its own writes while still committing with the outer transaction.
+
+        Bulk writes (``savepoint=False``, ``BULK_MIN_ROWS`` rows or more) join an open transaction
+        without a savepoint: while a savepoint is open SQLite journals every statement, which made a
+        large write after another large write in one transaction quadratic (257 s instead of 5.5 s
+        for 136k + 193k rows). If such a write fails, the whole transaction is marked to roll back,
+        so nothing partial is ever committed; small writes keep their savepoint, so a refused one
+        does not spoil the transaction around it."""
         with self._lock:
             conn = self.conn
             depth = self._depth
+            if depth > 0 and not savepoint:
+                try:
+                    yield conn
+                except BaseException as exc:
+                    self._poisoned = True
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._map_error(exc) from exc
+                    raise
+                return
+            if depth == 0:
+                self._poisoned = False
             try:
                 if depth == 0:
                     conn.execute("BEGIN IMMEDIATE")
@@ -142,6 +161,11 @@ class SQLiteStore(SQLStoreBase):
                 raise
             else:
                 self._depth = depth
+                if depth == 0 and self._poisoned:
+                    self._poisoned = False
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise StoreError("a write in this transaction failed; nothing was written")
                 try:
                     if depth == 0:
                         conn.execute("COMMIT")
@@ -160,10 +184,10 @@ class SQLiteStore(SQLStoreBase):
         with self._tx():
             yield
 
-    def _run(self, fn: Callable[[Any], T], *, write: bool) -> T:
+    def _run(self, fn: Callable[[Any], T], *, write: bool, savepoint: bool = True) -> T:
         with self._lock:
             if write:
-                with self._tx() as conn:
+                with self._tx(savepoint=savepoint) as conn:
                     return fn(conn.cursor())
             try:
                 cur = self.conn.cursor()
@@ -275,7 +299,7 @@ class SQLiteStore(SQLStoreBase):
                 cur.execute(f"DELETE FROM {q(mig.RTREE_BULK_FLAG)}")  # noqa: S608
             return p.n
 
-        return self._run(run, write=True)
+        return self._run(run, write=True, savepoint=p.n < BULK_MIN_ROWS)
 
     def purge(self, tables: Sequence[str]) -> None:
         """Empty whole tables in one transaction, append-only history included (an administrative
