@@ -77,6 +77,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "grid.status.over": ("户数偏多", "above band"),
     "grid.status.empty": ("无住户", "no households"),
     "grid.status.dedicated": ("专属网格", "dedicated grid"),
+    "unit.name": ("名称", "Name"),
     "unit.code": ("区划代码", "Code"),
     "unit.grids": ("网格数", "Grids"),
     "unit.households": ("户数", "Households"),

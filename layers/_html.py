@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -14,10 +13,3 @@ def esc(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return "—"
     return html.escape(str(value), quote=True)
-
-
-def table_html(rows: Iterable[tuple[str, Any]], *, title: Any = None) -> str:
-    """A small two-column table; every label and value is escaped."""
-    head = f"<div class='gc-tip-title'><b>{esc(title)}</b></div>" if title is not None else ""
-    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    return f"{head}<table class='gc-tip'>{body}</table>"

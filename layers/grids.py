@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import folium
 import geopandas as gpd
+import pandas as pd
 
-from layers._html import table_html
+from layers._html import esc
 
 STATUSES = ("in_band", "under", "over", "empty", "dedicated")
 
@@ -58,25 +59,19 @@ def build_grids_layer(
     group = folium.FeatureGroup(name=name)
     if len(grids) == 0:
         return group
+    # Short property names and a client-side tooltip table keep the payload small; every text
+    # value is HTML-escaped here because Leaflet puts tooltip fields into the page as HTML.
+    fields = {
+        "n": ("grid.name", [esc(v) for v in grids["name"]]),
+        "c": ("grid.code", [esc(v) for v in grids["code"]]),
+        "u": ("grid.unit", [esc(v) for v in grids["unit_name"]]),
+        "h": ("grid.households", [esc(v) for v in grids["households"]]),
+        "b": ("grid.band", [_band(lo, hi) for lo, hi in zip(grids["band_min"], grids["band_max"], strict=True)]),
+        "w": ("grid.worker", [esc(v) for v in grids["worker"]]),
+        "s": ("grid.status", [esc(labels[f"grid.status.{s}"]) for s in grids["status"]]),
+    }
     frame = gpd.GeoDataFrame(
-        {
-            "code": grids["code"].astype(str),
-            "status": grids["status"].astype(str),
-            "tip": [
-                table_html(
-                    [
-                        (labels["grid.code"], r.code),
-                        (labels["grid.unit"], r.unit_name),
-                        (labels["grid.households"], r.households),
-                        (labels["grid.band"], _band(r.band_min, r.band_max)),
-                        (labels["grid.worker"], r.worker),
-                        (labels["grid.status"], labels[f"grid.status.{r.status}"]),
-                    ],
-                    title=r.name,
-                )
-                for r in grids.itertuples()
-            ],
-        },
+        {"status": grids["status"].astype(str).to_numpy(), **{k: v for k, (_, v) in fields.items()}},
         geometry=grids.geometry.to_numpy(),
         crs=grids.crs,
     )
@@ -98,13 +93,16 @@ def build_grids_layer(
         name=name,
         style_function=_style,
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.55},
-        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        tooltip=folium.GeoJsonTooltip(
+            fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
+        ),
         zoom_on_click=False,
     ).add_to(group)
     return group
 
 
 def _band(lo: object, hi: object) -> str:
-    if lo is None or hi is None or lo != lo or hi != hi:
+    """'80–120', or an em dash when the grid has no band (dedicated grids; None, NaN or pd.NA)."""
+    if pd.isna(lo) or pd.isna(hi):  # type: ignore[call-overload]
         return "—"
     return f"{int(lo)}–{int(hi)}"  # type: ignore[call-overload]

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 import folium
 import geopandas as gpd
 
-from layers._html import table_html
+from layers._html import esc
 
 # Share of grids inside their band → fill colour (a sequential ramp, worst first).
 RAMP = ((0.80, "#d64545"), (0.90, "#e0a800"), (0.95, "#8cc63f"), (1.01, "#2e9e5b"))
-LABEL_KEYS = ("unit.code", "unit.grids", "unit.households", "unit.in_band", "unit.staff", "unit.open_cases")
+LABEL_KEYS = ("unit.name", "unit.code", "unit.grids", "unit.households", "unit.in_band", "unit.staff", "unit.open_cases")
 
 
 def _color(share: float) -> str:
@@ -32,25 +32,17 @@ def build_units_layer(
     group = folium.FeatureGroup(name=name)
     if len(units) == 0:
         return group
+    fields = {
+        "n": ("unit.name", [esc(v) for v in units["name"]]),
+        "c": ("unit.code", [esc(v) for v in units["code"]]),
+        "g": ("unit.grids", [f"{int(v):,}" for v in units["grids"]]),
+        "h": ("unit.households", [f"{int(v):,}" for v in units["households"]]),
+        "b": ("unit.in_band", [f"{100 * float(v):.1f}%" for v in units["in_band_share"]]),
+        "st": ("unit.staff", [f"{int(v):,}" for v in units["staff"]]),
+        "oc": ("unit.open_cases", [f"{int(v):,}" for v in units["open_cases"]]),
+    }
     frame = gpd.GeoDataFrame(
-        {
-            "code": units["code"].astype(str),
-            "fill": [_color(float(s)) for s in units["in_band_share"]],
-            "tip": [
-                table_html(
-                    [
-                        (labels["unit.code"], r.code),
-                        (labels["unit.grids"], int(r.grids)),
-                        (labels["unit.households"], int(r.households)),
-                        (labels["unit.in_band"], f"{100 * float(r.in_band_share):.1f}%"),
-                        (labels["unit.staff"], int(r.staff)),
-                        (labels["unit.open_cases"], int(r.open_cases)),
-                    ],
-                    title=r.name,
-                )
-                for r in units.itertuples()
-            ],
-        },
+        {"fill": [_color(float(s)) for s in units["in_band_share"]], **{k: v for k, (_, v) in fields.items()}},
         geometry=units.geometry.to_numpy(),
         crs=units.crs,
     )
@@ -64,7 +56,9 @@ def build_units_layer(
             "fillOpacity": 0.30,
         },
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.5},
-        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        tooltip=folium.GeoJsonTooltip(
+            fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
+        ),
         zoom_on_click=True,
     ).add_to(group)
     return group

@@ -29,10 +29,10 @@ COUNT_POLYGONS = """(key) => {
 POLYGON_POINT = """(key) => {
   const m = window[key]; const c = m.getSize().divideBy(2); let best = null;
   m.eachLayer(l => {
-    if (!(l instanceof L.Polygon) || !l.feature || !l.feature.properties.tip) return;
+    if (!(l instanceof L.Polygon) || !l.feature || l.feature.properties.h === undefined) return;
     const p = m.latLngToContainerPoint(l.getBounds().getCenter());
     const d = p.distanceTo(c);
-    if (best === null || d < best.d) best = {x: p.x, y: p.y, d: d, tip: l.feature.properties.tip};
+    if (best === null || d < best.d) best = {x: p.x, y: p.y, d: d};
   });
   return best;
 }"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import folium
 import geopandas as gpd
+import pandas as pd
 import pytest
 from shapely.geometry import LineString, box
 
@@ -35,8 +36,8 @@ def grids() -> gpd.GeoDataFrame:
             "name": ["第1网格", HOSTILE, "小学专属网格"],
             "unit_name": ["银河社区", "银河社区", "银河社区"],
             "households": [96, 131, 0],
-            "band_min": [80, 80, None],
-            "band_max": [120, 120, None],
+            "band_min": pd.array([80, 80, None], dtype="Int64"),  # as the stores return them
+            "band_max": pd.array([120, 120, None], dtype="Int64"),
             "worker": ["王芳", HOSTILE, None],
             "status": ["in_band", "over", "dedicated"],
         },
@@ -51,9 +52,11 @@ def test_grids_layer_escapes_text_and_shows_household_counts(grids: gpd.GeoDataF
     assert HOSTILE not in html
     assert "onerror=alert(1)>" not in html
     assert "&lt;script&gt;" in html
-    # each grid's tooltip carries its household count and code
-    assert "<td>96</td>" in html and "<td>131</td>" in html
-    assert "211202001001002" in html
+    # each grid's tooltip fields carry its household count, band and code, under translated labels
+    assert '"h": "96"' in html and '"h": "131"' in html
+    assert '"b": "80\\u2013120"' in html  # 80–120, as folium's JSON writes it
+    assert '"c": "211202001001002"' in html
+    assert "grid.households" in html  # the alias (here the key itself as label)
     # colours by band status
     assert "#2e9e5b" in html and "#d64545" in html and "#3b6fd8" in html
 
@@ -81,7 +84,8 @@ def test_units_layer_colours_by_band_share_and_escapes() -> None:
     )
     html = _render(build_units_layer(units, labels={k: k for k in UNIT_KEYS}))
     assert HOSTILE not in html
-    assert "97.5%" in html and "50.0%" in html
+    assert '"b": "97.5%"' in html and '"b": "50.0%"' in html
+    assert '"h": "4,000"' in html
     assert "#2e9e5b" in html and "#d64545" in html
 
 
