@@ -44,7 +44,8 @@ class MapData:
 
 
 def level_for_zoom(zoom: int) -> Level:
-    if zoom <= 10:
+    """City zoom shows townships/streets with their counts; a province-wide view shows counties."""
+    if zoom <= 8:
         return "county"
     if zoom <= 12:
         return "township"

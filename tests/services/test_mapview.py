@@ -27,7 +27,7 @@ def loaded(store, city):  # type: ignore[no-untyped-def]
 
 
 def test_levels_by_zoom() -> None:
-    assert [level_for_zoom(z) for z in (8, 11, 13, 16)] == ["county", "township", "village", "grid"]
+    assert [level_for_zoom(z) for z in (7, 9, 11, 13, 16)] == ["county", "township", "township", "village", "grid"]
 
 
 def test_grid_status() -> None:
@@ -67,7 +67,7 @@ def test_city_zoom_shows_units_and_street_zoom_shows_grids(loaded) -> None:  # t
     summary = city_summary(loaded, stats=stats)
     assert summary is not None
     minx, miny, maxx, maxy = loaded.read("admin_units", where={"level": "county"}).total_bounds
-    far = map_data(loaded, View(bbox=(minx, miny, maxx, maxy), zoom=10), stats=stats)
+    far = map_data(loaded, View(bbox=(minx, miny, maxx, maxy), zoom=8), stats=stats)
     assert far.level == "county" and len(far.features) == 1
     assert {"grids", "households", "in_band_share"} <= set(far.features.columns)
     # street zoom around the first community: grids with their worker and status
