@@ -9,8 +9,12 @@
   convex cut region (clipped to the boundary), which keeps grids in one piece; it adds per-grid
   statistics. :func:`compactness` scores shapes.
 
-The bisection is vectorised level by level (all nodes of one depth at once): a 5,000-building
-community takes a few tens of milliseconds, 100,000 houses about a second.
+The bisection is vectorised level by level (all nodes of one depth at once): a 5,000-house
+village takes a few tens of milliseconds, 100,000 houses about a second. When household counts
+come in chunks (apartment slabs of 20–56 households, towers of 108, against a band of 80–120) the
+greedy cut often leaves a side that cannot meet the band; there every node of at most 64 grids is
+cut by a depth-first search over its subtree of cuts (:class:`_SubtreeSearch`), which also weighs
+the grids' shapes: an urban community of ~80 slabs takes some tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -36,6 +40,36 @@ IntArray = npt.NDArray[np.int64]
 # A cut line that would cross a building footprint costs as much as shifting the children's mean
 # household count by this share of the band width (2 households for 80–120).
 _GAP_FACTOR = 1.0 / 20.0
+
+# Chunky household counts (the median building holds more than _CHUNKY of the band's width:
+# apartment slabs, not village houses) make the greedy cut closest to the proportional share miss
+# the band; there nodes of at most _SEARCH_K grids are cut by a search over their subtree of cuts
+# (:class:`_SubtreeSearch`), larger ones greedily.
+_SEARCH_K = 64
+_CHUNKY = 0.25
+# The search tries a node's best-ranked cuts (at most _MAX_CANDIDATES), depth first, until one puts
+# every grid in the band. Nodes of at most _FINE_K grids then compare _EXPLORE such cuts, larger
+# ones too while their grids' mean shape cost exceeds _POOR_SHAPE (0.25: Polsby–Popper ~0.65),
+# spending at most _SHAPE_VISITS node visits per building on shapes (_SHAPE_VISITS_CAP per call).
+# Reaching the band may take _NODE_VISITS visits per building of a node's subtree (_BUDGET in all);
+# a search's top node of at most _FLEX_K grids also tries one grid fewer or more.
+_MAX_CANDIDATES = 8
+_FINE_K = 2
+_EXPLORE = 3
+_POOR_SHAPE = 0.25
+_SHAPE_VISITS = 3
+_SHAPE_VISITS_CAP = 2000
+_NODE_VISITS = 6
+_BUDGET = 20
+_FLEX_K = 8
+# Grid shares tried first: k_left between 30 % and 70 % of k (the others only when those fail).
+_SPLIT_RANGE = 0.3
+# A cut line crossing a footprint: rank penalty (in band widths of mean shift) and cost in a
+# solved subtree (in units of the shape cost 2 (1 - PP)²); a grid's squared deviation from the
+# mean household count, per band width, costs _DEV_COST.
+_CROSS_RANK = 1.0
+_CROSS_COST = 0.15
+_DEV_COST = 0.1
 
 # Cut directions tried at every bisection step: x, y and the two diagonals (unit vectors).
 _DIRECTIONS = np.array(
@@ -146,6 +180,27 @@ def choose_grid_count(total: float, *, band: tuple[float, float] = (80, 120), ta
     return min(sorted(candidates), key=lambda k: abs(total / k - aim))
 
 
+def _standalone(w: FloatArray, hi: float) -> npt.NDArray[np.bool_]:
+    """Buildings that cannot share a grid without leaving the band (with even the smallest other
+    building they would exceed ``hi``): an 18-floor tower of 108 households next to walk-ups of
+    20 and more. Each needs a grid of its own, which is what the cut feasibility checks count."""
+    if len(w) < 2:
+        return np.zeros(len(w), dtype=bool)
+    order = np.argsort(w, kind="stable")
+    smallest_other = np.full(len(w), w[order[0]])
+    smallest_other[order[0]] = w[order[1]]
+    return np.asarray(w + smallest_other > hi, dtype=bool)
+
+
+def _side_miss(k: Any, solo: Any, rest: Any, lo: float, hi: float) -> Any:
+    """How many households a side with ``k`` grids, ``solo`` standalone buildings and ``rest``
+    other households is away from being able to meet the band (0 when it can, by sums alone;
+    with no grid to spare for the rest, all of it; with too few grids even for the standalone
+    ones, more)."""
+    free = k - solo
+    return np.maximum(np.maximum(free * lo - rest, rest - free * hi), 0.0)
+
+
 @dataclass
 class _CutTree:
     """The bisection's cuts: node 0 is the root; a node is split along ``_DIRECTIONS[direction]`` at
@@ -166,17 +221,22 @@ def _bisect(
     lo: float,
     hi: float,
     extents: tuple[FloatArray, FloatArray] | None = None,
+    search: bool = False,
 ) -> tuple[IntArray, int, _CutTree]:
-    """Balanced recursive bisection into (at most) ``k0`` groups; returns (labels, group count, tree).
+    """Balanced recursive bisection into (about) ``k0`` groups; returns (labels, group count, tree).
 
     Works level by level: ``pts`` holds point ids ordered so that every live node is a contiguous
     segment. A node of ``k`` grids is cut into ``k // 2`` and ``k - k // 2``; every cut position along
     four directions (x, y, both diagonals) is scored: cuts that leave a side unable to meet the
-    band lose to all others; then the shift of the children's mean households away from the ideal
-    share, a small penalty when the cut line must cross a building footprint, and a smaller one for
-    not cutting across the longer axis. ``extents`` = (pmin, pmax), each (4, m): the footprints'
-    projections on the four directions; the cut line goes through the gap between the two sides'
-    footprints when there is one.
+    band by its sums lose to all others (a building that cannot share a grid without leaving the
+    band, see :func:`_standalone`, takes a grid of its own); then the shift of the children's mean
+    households away from the ideal share, a small penalty when the cut line must cross a building
+    footprint, and a smaller one for not cutting across the longer axis; a cut between two equal
+    centroid projections through overlapping footprints (no line to draw) comes last.
+    ``extents`` = (pmin, pmax), each (4, m): the footprints' projections on the four directions;
+    the cut line goes through the gap between the two sides' footprints when there is one.
+    With ``search``, nodes of at most ``_SEARCH_K`` grids are left to :class:`_SubtreeSearch`
+    (which may end with a grid more or fewer), in the region the cuts above leave them.
     """
     m = len(w)
     labels = np.full(m, -1, dtype=np.int64)
@@ -195,13 +255,17 @@ def _bisect(
     ranks = np.empty((len(_DIRECTIONS), m), dtype=np.int64)
     for d in range(len(_DIRECTIONS)):
         ranks[d, np.argsort(proj[d], kind="stable")] = np.arange(m, dtype=np.int64)
+    solo = _standalone(w, hi)
+    search_k = _SEARCH_K if search else 0
     gap_penalty = (hi - lo) * _GAP_FACTOR  # mean shift worth paying to keep buildings whole
+    total_w = float(w.sum())
     big = float(w.sum()) + 4.0 * gap_penalty + 1.0  # any infeasibility outranks everything else
     # Footprint projections relative to their minimum, for segmented running max/min with offsets.
     p_lo = float(min(pmin.min(), proj.min()))
     pmin_rel, pmax_rel = pmin - p_lo, pmax - p_lo
     span = float(max(pmax_rel.max(), 0.0)) + 1.0
 
+    exact: list[tuple[IntArray, int, int]] = []  # (point ids, grids, tree node) of small nodes
     pts = np.arange(m, dtype=np.int64)
     sizes = np.array([m], dtype=np.int64)
     ks = np.array([k0], dtype=np.int64)
@@ -221,19 +285,28 @@ def _bisect(
             if not len(sizes):
                 break
             seg_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        small_k = ks <= search_k
+        if small_k.any():  # left to the subtree search below
+            seg_starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            for j in np.flatnonzero(small_k):
+                exact.append((pts[seg_starts[j] : seg_starts[j] + sizes[j]].copy(), int(ks[j]), int(seg_node[j])))
+            moving = small_k[seg_of]
+            pts, sizes, ks, seg_node = pts[~moving], sizes[~small_k], ks[~small_k], seg_node[~small_k]
+            if not len(sizes):
+                break
+            seg_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
         n_seg = len(sizes)
         node = np.arange(n_seg)
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         wp = w[pts]
-        total = np.add.reduceat(wp, starts)
+        solo_p = solo[pts].astype(np.float64)
+        rest_p = np.where(solo[pts], 0.0, wp)
+        solo_total = np.add.reduceat(solo_p, starts)
+        rest_total = np.add.reduceat(rest_p, starts)
         k_left = ks // 2
         k_right = ks - k_left
-        ideal = total * k_left / ks
-        win_lo = np.maximum(k_left * lo, total - k_right * hi)
-        win_hi = np.minimum(k_left * hi, total - k_right * lo)
-        no_window = win_lo > win_hi
-        win_lo = np.where(no_window, ideal, win_lo)
-        win_hi = np.where(no_window, ideal, win_hi)
+        free = ks - solo_total
+        rest_mean = np.where(free > 0, rest_total / np.maximum(free, 1.0), 0.0)
         # A cut `dev` households off the ideal share shifts the mean of a child with k_c >= 2 grids
         # by dev / k_c (children with one grid only need to be inside the band).
         k_inner = np.where(k_left >= 2, k_left, np.iinfo(np.int64).max)
@@ -263,11 +336,14 @@ def _bisect(
         for d in range(n_dir):
             perm = np.argsort(key_base + ranks[d, pts], kind="stable")
             sorted_pts = pts[perm]
-            csum = np.cumsum(wp[perm])
-            base = csum[starts] - wp[perm[starts]]
-            left = csum - base[seg_of]
-            miss = np.maximum(np.maximum(win_lo[seg_of] - left, left - win_hi[seg_of]), 0.0)
-            dev = np.abs(left - ideal[seg_of])
+            csum = np.cumsum(rest_p[perm])
+            left = csum - (csum[starts] - rest_p[perm[starts]])[seg_of]
+            csum = np.cumsum(solo_p[perm])
+            left_solo = csum - (csum[starts] - solo_p[perm[starts]])[seg_of]
+            miss = _side_miss(k_left[seg_of], left_solo, left, lo, hi) + _side_miss(
+                k_right[seg_of], solo_total[seg_of] - left_solo, rest_total[seg_of] - left, lo, hi
+            )
+            dev = np.abs(left - (k_left[seg_of] - left_solo) * rest_mean[seg_of])
             # clean cut after position i: every footprint on the left ends before any on the right begins
             left_max = np.maximum.accumulate(pmax_rel[d, sorted_pts] + offset) - offset
             right_min = (span - 1.0) - (
@@ -275,8 +351,13 @@ def _bisect(
             )[::-1]
             next_min = np.append(right_min[1:], np.inf)
             crossing = left_max > next_min
+            # a cut between two equal centroid projections through overlapping footprints has no
+            # line to run along (it would leave a building on the line and an empty region)
+            proj_sorted = proj[d, sorted_pts]
+            tie = crossing & (proj_sorted >= np.append(proj_sorted[1:], np.inf))
             dir_penalty = np.where(d == primary, 0.0, np.where(d == 1 - primary, gap_penalty / 2.0, gap_penalty))
             score = miss * big + crossing * gap_penalty + (dev_weight * 1.0)[seg_of] * dev + dir_penalty[seg_of]
+            score = score + tie * (big * (total_w + 1.0))
             score = np.where(cuttable, score, np.inf)
             best = np.minimum.reduceat(score, starts)
             first = np.minimum.reduceat(np.where(score == best[seg_of], positions, n_pos), starts)
@@ -307,7 +388,386 @@ def _bisect(
         sizes = np.stack([left_size, sizes - left_size], axis=1).ravel()
         ks = np.stack([k_left, k_right], axis=1).ravel()
         seg_node = np.stack([children, children + 1], axis=1).ravel()
+
+    if exact:
+        # node visits per building spent on shapes, capped per call (a district at once stays fast)
+        shape_visits = min(float(_SHAPE_VISITS), _SHAPE_VISITS_CAP / max(sum(len(ids) for ids, _, _ in exact), 1))
+        rings = _node_rings(tree, _score_box(pmin, pmax), {at for _, _, at in exact})
+        for ids, k, at in exact:
+            solver = _SubtreeSearch(ids, proj, pmin, pmax, ranks, w, solo, lo, hi, gap_penalty, shape_visits)
+            plan = solver.solve(k, rings[at])
+            next_node, next_label = _write_plan(plan, at, ids, tree, labels, next_node, next_label)
     return labels, next_label, tree
+
+
+Ring = list[tuple[float, float]]
+
+
+def _score_box(pmin: FloatArray, pmax: FloatArray) -> Ring:
+    """The rectangle the subtree search measures grid shapes in: the footprints' bounding box
+    with a margin of half a typical building's size (grids on the edge reach the boundary)."""
+    size = np.sqrt(np.maximum(pmax[0] - pmin[0], 0.0) * np.maximum(pmax[1] - pmin[1], 0.0))
+    margin = max(float(np.median(size)) / 2.0, 1.0)
+    x0, y0 = float(pmin[0].min()) - margin, float(pmin[1].min()) - margin
+    x1, y1 = float(pmax[0].max()) + margin, float(pmax[1].max()) + margin
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def _node_rings(tree: _CutTree, box: Ring, wanted: set[int]) -> dict[int, Ring]:
+    """The convex region (within ``box``) of each ``wanted`` node of a partly built cut tree."""
+    out: dict[int, Ring] = {}
+    stack: list[tuple[int, Ring]] = [(0, box)]
+    while stack:
+        node, ring = stack.pop()
+        if node in wanted:
+            out[node] = ring
+        if tree.left[node] < 0:
+            continue
+        ux, uy = _DIRECTIONS[int(tree.direction[node])]
+        left, right = _split_convex(ring, float(ux), float(uy), float(tree.threshold[node]))
+        stack.append((int(tree.right[node]), right))
+        stack.append((int(tree.left[node]), left))
+    return out
+
+
+def _shape_cost(ring: Ring) -> float:
+    """``2 (1 - PP)²`` of a convex ring: 0 for a circle, 0.09 for a square, 0.34 for a 1:3 oblong."""
+    n = len(ring)
+    if n < 3:
+        return 2.0
+    area = 0.0
+    perimeter = 0.0
+    for i in range(n):
+        (ax, ay), (bx, by) = ring[i], ring[(i + 1) % n]
+        area += ax * by - bx * ay
+        perimeter += math.hypot(bx - ax, by - ay)
+    pp = 2.0 * math.pi * abs(area) / perimeter**2 if perimeter > 0 else 0.0
+    return 2.0 * (1.0 - pp) ** 2
+
+
+@dataclass
+class _Plan:
+    """A solved subtree: a leaf (``members``, the search's local point indices) or a cut with two
+    children. Ranked by grids out of the band, then by how far out, then by ``cost``."""
+
+    misses: int
+    miss_amount: float
+    cost: float
+    members: IntArray | None = None
+    direction: int = -1
+    threshold: float = 0.0
+    left: _Plan | None = None
+    right: _Plan | None = None
+
+    def key(self) -> tuple[int, float, float]:
+        return (self.misses, self.miss_amount, self.cost)
+
+    @staticmethod
+    def join(left: _Plan, right: _Plan, direction: int, threshold: float, extra: float) -> _Plan:
+        return _Plan(
+            left.misses + right.misses,
+            left.miss_amount + right.miss_amount,
+            left.cost + right.cost + extra,
+            direction=direction,
+            threshold=threshold,
+            left=left,
+            right=right,
+        )
+
+
+@dataclass
+class _NodeCuts:
+    """A node's possible cuts, (4, n - 1): after each position of each direction's order."""
+
+    clean: npt.NDArray[np.bool_]  # the cut line can pass between the two sides' footprints
+    left_max: FloatArray  # footprint extent of the left side
+    right_min: FloatArray  # and of the right side
+    proj: FloatArray  # (4, n) centroid projections in order
+    base: FloatArray  # rank terms that do not depend on grid counts
+    usable: npt.NDArray[np.bool_]  # the cut line separates the two sides' centroids
+    left_w: FloatArray  # households on the left
+    total: float
+    left_solo: FloatArray | None  # standalone buildings on the left (None: there are none)
+    left_rest: FloatArray  # other households on the left
+    solo_total: float
+    rest_total: float
+
+
+class _SubtreeSearch:
+    """Cuts a node of up to a few dozen grids by a depth-first search over its subtree of cuts.
+
+    Household counts come in chunks (a walk-up slab holds 20–56 households against a band of
+    80–120, an 18-floor tower of 108 fills a grid alone), so the greedy cut closest to the
+    proportional share often leaves a side that no further cut can bring into the band, although
+    the sums allowed it. Here a node ranks its cuts like the greedy bisection (four directions,
+    every position where both sides can meet the band by their sums, standalone buildings
+    counted, grid shares between 30 % and 70 %; clean cuts through gaps first, then the smallest
+    shift of the sides' mean households) and recurses into the best ``_MAX_CANDIDATES``, the side
+    with fewer grids first, until one puts every grid in the band. It then compares further such
+    cuts (``_EXPLORE`` in all) when the node has at most ``_FINE_K`` grids, or while its grids are
+    poorly shaped, keeping the cheapest: the summed ``2 (1 - PP)²`` of the grid regions (measured
+    inside the node's convex region), footprint crossings and a small balance term. Only when a
+    node cannot get all its grids into the band are the other shares tried, and at the top of a
+    small search one grid fewer or more. Subtrees are memoised by building set and grid count.
+    Node visits are budgeted: ``_NODE_VISITS`` per building of a subtree for reaching the band,
+    of which the search spends up to ``shape_visits`` per building on shapes; a node out of budget
+    keeps the best cut it has (its first feasible one, as the greedy bisection would).
+    """
+
+    def __init__(
+        self,
+        ids: IntArray,
+        proj: FloatArray,
+        pmin: FloatArray,
+        pmax: FloatArray,
+        ranks: IntArray,
+        w: FloatArray,
+        solo: npt.NDArray[np.bool_],
+        lo: float,
+        hi: float,
+        gap_penalty: float,
+        shape_visits: float,
+    ) -> None:
+        self.proj = proj[:, ids]
+        self.pmin = pmin[:, ids]
+        self.pmax = pmax[:, ids]
+        self.w = w[ids]
+        self.solo = solo[ids].astype(np.float64)
+        self.any_solo = bool(solo[ids].any())
+        self.w_solo = np.where(solo[ids], self.w, 0.0)
+        self.directions = [(float(ux), float(uy)) for ux, uy in _DIRECTIONS]
+        self.orders = np.argsort(ranks[:, ids], axis=1).astype(np.int64)
+        self.rows = np.arange(len(_DIRECTIONS), dtype=np.int64)[:, None]
+        self.lo, self.hi = lo, hi
+        self.band = max(hi - lo, 1e-9)
+        self.aim = float(self.w.sum())  # set per solve
+        # Rank penalty for not cutting across the longer axis (as the greedy bisection), indexed by
+        # the primary direction; then a crossing is worth _CROSS_RANK band widths of mean shift.
+        self.dir_penalty = [
+            np.array([0.0, gap_penalty / 2.0, gap_penalty, gap_penalty])[:, None] / self.band,
+            np.array([gap_penalty / 2.0, 0.0, gap_penalty, gap_penalty])[:, None] / self.band,
+        ]
+        self.cross_rank = gap_penalty / self.band + _CROSS_RANK
+        self.budget = _BUDGET * max(1, len(ids))
+        self.reserve = self.budget - shape_visits * max(1, len(ids))  # kept for reaching the band
+        self.depth = -1
+        self.floor = 0  # the budget level at which the current subtree stops trying alternatives
+        self.memo: dict[tuple[int, bytes], _Plan] = {}
+        self.cuts_memo: dict[bytes, _NodeCuts] = {}
+        self.shares_memo: dict[tuple[int, tuple[int, ...]], tuple[FloatArray, FloatArray, FloatArray]] = {}
+
+    def solve(self, k: int, ring: Ring) -> _Plan:
+        total = float(self.w.sum())
+        self.aim = total / max(k, 1)
+        return self._node(self.orders, k, ring, total)
+
+    def _leaf(self, members: IntArray, ring: Ring, total: float) -> _Plan:
+        miss = max(self.lo - total, total - self.hi, 0.0)
+        dev = (total - self.aim) / self.band
+        return _Plan(int(miss > 0), miss, _shape_cost(ring) + _DEV_COST * dev * dev, members=members)
+
+    def _node(self, orders: IntArray, k: int, ring: Ring, total: float, flexible: bool = True) -> _Plan:
+        n = orders.shape[1]
+        if k <= 1 or n <= 1:
+            return self._leaf(orders[0], ring, total)
+        key = (k, orders[0].tobytes())
+        known = self.memo.get(key)
+        if known is not None:
+            return known
+        self.budget -= 1
+        self.depth += 1
+        outer_floor = self.floor
+        self.floor = max(outer_floor, self.budget - _NODE_VISITS * n)  # this subtree's share
+        margin = max(1, round(k * _SPLIT_RANGE))
+        shares = tuple(range(margin, k - margin + 1)) or (k // 2,)
+        best = self._best_cut(orders, k, ring, shares)
+        others = tuple(s for s in range(1, k) if s not in shares)
+        if best.misses and others and self.budget > self.floor:
+            other = self._best_cut(orders, k, ring, others)
+            if other.key() < best.key():
+                best = other
+        if best.misses and flexible and self.depth == 0 and k <= _FLEX_K:  # one grid fewer or more
+            for k_other in (k - 1, k + 1):
+                if best.misses and self.budget > self.floor and k_other <= n:
+                    other = self._node(orders, k_other, ring, total, flexible=False)
+                    if other.key() < best.key():
+                        best = other
+        self.floor = outer_floor
+        self.depth -= 1
+        self.memo[key] = best
+        return best
+
+    def _cuts(self, orders: IntArray) -> _NodeCuts:
+        """Everything about a node's cut positions that does not depend on its grid count."""
+        key = orders[0].tobytes()
+        known = self.cuts_memo.get(key)
+        if known is not None:
+            return known
+        rows = self.rows
+        ps = self.proj[rows, orders]
+        left_max = np.maximum.accumulate(self.pmax[rows, orders], axis=1)[:, :-1]
+        right_min = np.minimum.accumulate(self.pmin[rows, orders[:, ::-1]], axis=1)[:, -2::-1]
+        clean = left_max <= right_min
+        apart = ps[:, :-1] < ps[:, 1:]  # else the line cannot separate the centroids
+        primary = 0 if ps[0, -1] - ps[0, 0] >= ps[1, -1] - ps[1, 0] else 1
+        base = np.where(clean, self.dir_penalty[primary], self.dir_penalty[primary] + self.cross_rank)
+        left_w = np.cumsum(self.w[orders], axis=1)
+        if self.any_solo:
+            left_solo = np.cumsum(self.solo[orders], axis=1)
+            left_rest = left_w - np.cumsum(self.w_solo[orders], axis=1)
+            solo_total = float(left_solo[0, -1])
+            left_solo = left_solo[:, :-1]
+        else:
+            left_rest, left_solo, solo_total = left_w, None, 0.0
+        cuts = _NodeCuts(
+            clean=clean,
+            left_max=left_max,
+            right_min=right_min,
+            proj=ps,
+            base=base,
+            usable=clean | apart,
+            left_w=left_w[:, :-1],
+            total=float(left_w[0, -1]),
+            left_solo=left_solo,
+            left_rest=left_rest[:, :-1],
+            solo_total=solo_total,
+            rest_total=float(left_rest[0, -1]),
+        )
+        self.cuts_memo[key] = cuts
+        return cuts
+
+    def _shares(self, k: int, shares: tuple[int, ...]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(k_left, k_right, weight of the mean shift per band width), each (shares, 1, 1)."""
+        known = self.shares_memo.get((k, shares))
+        if known is None:
+            k_left = np.asarray(shares, dtype=np.float64)[:, None, None]
+            k_right = k - k_left
+            # the shift of the sides' mean households, felt by a side of k_c >= 2 grids as dev / k_c
+            inner = np.minimum(np.where(k_left >= 2, k_left, np.inf), np.where(k_right >= 2, k_right, np.inf))
+            known = (k_left, k_right, (1.0 / inner + 1e-3) / self.band)
+            self.shares_memo[(k, shares)] = known
+        return known
+
+    def _best_cut(self, orders: IntArray, k: int, ring: Ring, shares: tuple[int, ...]) -> _Plan:
+        cuts = self._cuts(orders)
+        n_pos = orders.shape[1] - 1
+        lo, hi = self.lo, self.hi
+        k_left, k_right, dev_weight = self._shares(k, shares)
+        left_rest = cuts.left_rest
+        right_rest = cuts.rest_total - left_rest
+        if cuts.left_solo is None:
+            free_left, free_right = k_left, k_right
+        else:
+            free_left = k_left - cuts.left_solo
+            free_right = k_right - (cuts.solo_total - cuts.left_solo)
+        # both sides can meet the band by their sums (standalone buildings take a grid each)
+        ok = (free_left * lo <= left_rest) & (left_rest <= free_left * hi)
+        ok &= (free_right * lo <= right_rest) & (right_rest <= free_right * hi)
+        ok &= cuts.usable
+        free = k - cuts.solo_total
+        rest_mean = cuts.rest_total / free if free > 0 else 0.0
+        score = (cuts.base + dev_weight * np.abs(left_rest - free_left * rest_mean)).ravel()
+        feasible = np.flatnonzero(ok.ravel())
+        if len(feasible):
+            if len(feasible) > _MAX_CANDIDATES:
+                feasible = feasible[np.argpartition(score[feasible], _MAX_CANDIDATES - 1)[:_MAX_CANDIDATES]]
+            flat = feasible[np.argsort(score[feasible], kind="stable")]
+        else:  # no cut lets both sides meet the band by their sums: the least bad two
+            flat = np.flatnonzero(np.broadcast_to(cuts.usable, ok.shape).ravel())
+            if not len(flat):  # every centroid projects to one point in every direction
+                return self._leaf(orders[0], ring, cuts.total)
+            miss = (
+                _side_miss(free_left, 0.0, left_rest, lo, hi) + _side_miss(free_right, 0.0, right_rest, lo, hi)
+            ).ravel()
+            flat = flat[np.lexsort((score[flat], miss[flat]))][:2]
+
+        always = _EXPLORE if k <= _FINE_K else 1
+        best: _Plan | None = None
+        deferred: list[tuple[tuple[int, float, float], _Plan, tuple[IntArray, int, Ring, float], bool, int, float, float]]
+        deferred = []
+        tried = 0
+        per_share = len(_DIRECTIONS) * n_pos
+        for f in flat.tolist():
+            share_index, rest = divmod(f, per_share)
+            d, i = divmod(rest, n_pos)
+            clean = bool(cuts.clean[d, i])
+            if clean:
+                t = (float(cuts.left_max[d, i]) + float(cuts.right_min[d, i])) / 2.0
+            else:
+                t = (float(cuts.proj[d, i]) + float(cuts.proj[d, i + 1])) / 2.0
+            ux, uy = self.directions[d]
+            left_ring, right_ring = _split_convex(ring, ux, uy, t)
+            extra = 0.0 if clean else _CROSS_COST
+            kl = shares[share_index]
+            left_orders, right_orders = self._sides(orders, d, i, kl > 1, k - kl > 1)
+            left_total = float(cuts.left_w[d, i])
+            # the side with fewer grids first: it is the cheaper one to find infeasible
+            left_first = kl <= k - kl
+            if left_first:
+                first = self._node(left_orders, kl, left_ring, left_total)
+                other = (right_orders, k - kl, right_ring, cuts.total - left_total)
+            else:
+                first = self._node(right_orders, k - kl, right_ring, cuts.total - left_total)
+                other = (left_orders, kl, left_ring, left_total)
+            tried += 1
+            if first.misses:
+                if best is None or first.misses < best.misses:  # finished only if nothing better turns up
+                    deferred.append((first.key(), first, other, left_first, d, t, extra))
+            else:
+                second = self._node(*other)
+                plan = _Plan.join(first, second, d, t, extra) if left_first else _Plan.join(second, first, d, t, extra)
+                if best is None or plan.key() < best.key():
+                    best = plan
+            spent = self.budget <= self.floor
+            if spent or best is None or best.misses or tried >= _EXPLORE:
+                if spent or (best is not None and best.misses == 0):
+                    break
+                continue
+            # every grid in the band: try the next candidates only while the shapes are poor
+            if tried >= always and (best.cost <= _POOR_SHAPE * k or self.budget < self.reserve):
+                break
+        if (best is None or best.misses) and deferred:
+            _, first, other, left_first, d, t, extra = min(deferred, key=lambda e: e[0])
+            second = self._node(*other)
+            plan = _Plan.join(first, second, d, t, extra) if left_first else _Plan.join(second, first, d, t, extra)
+            if best is None or plan.key() < best.key():
+                best = plan
+        assert best is not None
+        return best
+
+    def _sides(self, orders: IntArray, d: int, i: int, left_all: bool, right_all: bool) -> tuple[IntArray, IntArray]:
+        """Both sides' orders of the cut after position ``i`` of direction ``d``: in all four
+        directions for a side that will be cut further, else just in direction ``d`` (1, m)."""
+        if not (left_all or right_all):
+            return orders[d : d + 1, : i + 1], orders[d : d + 1, i + 1 :]
+        mask = np.zeros(len(self.w), dtype=bool)
+        mask[orders[d, : i + 1]] = True
+        on_left = mask[orders]
+        left = orders[on_left].reshape(len(orders), i + 1) if left_all else orders[d : d + 1, : i + 1]
+        right = orders[~on_left].reshape(len(orders), -1) if right_all else orders[d : d + 1, i + 1 :]
+        return left, right
+
+
+def _write_plan(
+    plan: _Plan, node: int, ids: IntArray, tree: _CutTree, labels: IntArray, next_node: int, next_label: int
+) -> tuple[int, int]:
+    """Store a solved subtree at ``node`` of the cut tree; returns the next free node and label."""
+    stack: list[tuple[_Plan, int]] = [(plan, node)]
+    while stack:
+        p, at = stack.pop()
+        if p.left is None or p.right is None:
+            assert p.members is not None
+            labels[ids[p.members]] = next_label
+            tree.label[at] = next_label
+            next_label += 1
+            continue
+        tree.left[at], tree.right[at] = next_node, next_node + 1
+        tree.direction[at] = p.direction
+        tree.threshold[at] = p.threshold
+        stack.append((p.right, next_node + 1))
+        stack.append((p.left, next_node))
+        next_node += 2
+    return next_node, next_label
 
 
 def _split_convex(
@@ -317,11 +777,10 @@ def _split_convex(
     once and shared by both halves, so the two halves meet exactly."""
     left: list[tuple[float, float]] = []
     right: list[tuple[float, float]] = []
-    n = len(poly)
+    if not poly:
+        return left, right
     s = [px * ux + py * uy - t for px, py in poly]
-    for i in range(n):
-        p, sp = poly[i], s[i]
-        q, sq = poly[(i + 1) % n], s[(i + 1) % n]
+    for p, q, sp, sq in zip(poly, poly[1:] + poly[:1], s, s[1:] + s[:1], strict=True):
         if sp <= 0:
             left.append(p)
         if sp >= 0:
@@ -360,8 +819,13 @@ def _partition_core(
     band: tuple[int, int] | tuple[float, float],
     target: float | None,
 ) -> tuple[IntArray, _CutTree | None, _Sites | None, IntArray, FloatArray]:
-    """Labels, the cut tree of the non-oversized buildings, all sites, the oversized rows and the
-    household counts."""
+    """Labels, the cut tree, all sites, the oversized rows to carve out of their region (see
+    :func:`_tree_tessellation`) and the household counts.
+
+    Labels: the ordinary groups first, then one group per oversized building (in row order).
+    With chunky household counts (:data:`_CHUNKY`) the oversized buildings take part in the cuts,
+    as buildings needing a grid of their own, so that they get a region of their own too; those
+    that still share a leaf with others (and all of them otherwise) are carved out by Voronoi."""
     lo, hi = _check_band(band)
     require_crs(buildings)
     if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
@@ -372,17 +836,43 @@ def _partition_core(
     w = _household_counts(buildings, households)
     sites = _sites(buildings)
     big = w > hi
-    small = np.flatnonzero(~big)
-    k = choose_grid_count(float(w[small].sum()), band=(lo, hi), target=target)
     pmin, pmax = sites.extents()
-    small_labels, used, tree = _bisect(
-        sites.x[small], sites.y[small], w[small], k, lo, hi, (pmin[:, small], pmax[:, small])
+    search = bool((~big).any()) and float(np.median(w[~big])) > _CHUNKY * (hi - lo)
+    if search:
+        rows = np.arange(n, dtype=np.int64)
+        solo = _standalone(w, hi)
+        k = int(solo.sum()) + choose_grid_count(float(w[~solo].sum()), band=(lo, hi), target=target)
+    else:
+        rows = np.flatnonzero(~big)
+        k = choose_grid_count(float(w[rows].sum()), band=(lo, hi), target=target)
+    leaf, used, tree = _bisect(
+        sites.x[rows], sites.y[rows], w[rows], k, lo, hi, (pmin[:, rows], pmax[:, rows]), search=search
     )
-    labels = np.empty(n, dtype=np.int64)
-    labels[small] = small_labels
+    # A leaf with ordinary buildings keeps its label (renumbered); a leaf of oversized buildings
+    # only belongs to its first one; every other oversized building is carved out of its leaf.
+    row_leaf = np.full(n, -1, dtype=np.int64)
+    row_leaf[rows] = leaf
+    ordinary_leaf = np.zeros(used, dtype=bool)
+    ordinary_leaf[row_leaf[~big & (row_leaf >= 0)]] = True
     big_rows = np.flatnonzero(big)
-    labels[big_rows] = used + np.arange(len(big_rows), dtype=np.int64)
-    return labels, tree, sites, big_rows, w
+    owner = np.full(used, -1, dtype=np.int64)  # oversized row owning a leaf without ordinary ones
+    for r in big_rows[::-1]:
+        if row_leaf[r] >= 0 and not ordinary_leaf[row_leaf[r]]:
+            owner[row_leaf[r]] = r
+    renumber = np.full(used, -1, dtype=np.int64)
+    renumber[ordinary_leaf] = np.arange(int(ordinary_leaf.sum()), dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
+    small = ~big
+    labels[small] = renumber[row_leaf[small]]
+    labels[big_rows] = int(ordinary_leaf.sum()) + np.arange(len(big_rows), dtype=np.int64)
+    owned = owner >= 0
+    renumber[owned] = labels[owner[owned]]
+    at_leaf = tree.label >= 0
+    tree.label[at_leaf] = renumber[tree.label[at_leaf]]
+    big_leaf = row_leaf[big_rows]
+    owns = np.zeros(len(big_rows), dtype=bool)
+    owns[big_leaf >= 0] = owner[big_leaf[big_leaf >= 0]] == big_rows[big_leaf >= 0]
+    return labels, tree, sites, big_rows[~owns], w
 
 
 def partition_households(
@@ -398,8 +888,13 @@ def partition_households(
     :func:`choose_grid_count`, then each set is cut (along the longer axis of its extent when that
     works) so the left part gets ``k // 2`` grids' share of households, at the cumulative-household
     position closest to that share among the cuts that keep both sides able to meet the band.
-    Buildings are never split; a building with more than ``band[1]`` households is its own group
-    (those groups get the highest labels).
+    When household counts come in chunks (the median building holds more than a quarter of the
+    band's width, like apartment slabs), ``k`` counts the buildings that need a grid of their own (towers)
+    separately, and the last up to 64 grids of every branch are cut by a search over all their
+    cuts that puts as many grids as it can into the band (allowing a grid more or fewer where a
+    small branch needs it), then prefers compact grids and cut lines through the gaps between
+    buildings. Buildings are never split; a building with more than ``band[1]`` households is its
+    own group (those groups get the highest labels).
 
     Returns a ``pd.Series`` named ``"label"`` aligned with ``buildings.index``. Raises
     :class:`~geo.errors.CRSError` without a CRS and ``ValueError`` for zero, negative or missing
@@ -544,32 +1039,31 @@ def _tree_tessellation(
     tree: _CutTree,
     sites: _Sites,
     labels: IntArray,
-    big_rows: IntArray,
-    n_small_labels: int,
+    carved: IntArray,
     boundary: Any,
 ) -> tuple[IntArray, npt.NDArray[Any]]:
-    """Grid polygons from the bisection's own cuts: every group of ordinary buildings gets its
-    convex cut region (so grids are contiguous before clipping); an oversized building takes, by
-    Voronoi, its share of the region its centroid falls in."""
+    """Grid polygons from the bisection's own cuts: every group of the cut tree gets its convex cut
+    region (so grids are contiguous before clipping); an oversized building outside the tree
+    (``carved``) takes, by Voronoi, its share of the region its centroid falls in."""
     extent = _extent(sites, boundary)
     unique_labels = np.unique(labels)
-    if n_small_labels == 0:  # only oversized buildings: plain Voronoi
+    if not (tree.label >= 0).any():  # only oversized buildings: plain Voronoi
         pieces_list = _voronoi_by_label(sites.x, sites.y, labels, unique_labels, shapely.box(*extent))
         return unique_labels, _clip_to_boundary(pieces_list, sites, boundary)
-    regions = _tree_regions(tree, extent, n_small_labels)
+    regions = _tree_regions(tree, extent, int(labels.max()) + 1)
     pieces: dict[int, Any] = dict(enumerate(regions))
-    if len(big_rows):
+    if len(carved):
         region_array = np.asarray(regions, dtype=object)
         tree_index = shapely.STRtree(region_array)
-        big_points = shapely.points(sites.x[big_rows], sites.y[big_rows])
+        big_points = shapely.points(sites.x[carved], sites.y[carved])
         hit_pts, hit_regions = tree_index.query(big_points, predicate="intersects")
-        host = np.full(len(big_rows), -1, dtype=np.int64)
+        host = np.full(len(carved), -1, dtype=np.int64)
         host[hit_pts[::-1]] = hit_regions[::-1]  # first hit wins
-        small_mask = np.ones(len(labels), dtype=bool)
-        small_mask[big_rows] = False
+        in_tree = np.ones(len(labels), dtype=bool)
+        in_tree[carved] = False
         for region_label in np.unique(host[host >= 0]):
-            members = np.flatnonzero(small_mask & (labels == region_label))
-            guests = big_rows[host == region_label]
+            members = np.flatnonzero(in_tree & (labels == region_label))
+            guests = carved[host == region_label]
             rows = np.concatenate([members, guests])
             group_labels = np.concatenate([np.full(len(members), region_label), labels[guests]])
             local_labels = np.unique(group_labels)
@@ -603,7 +1097,7 @@ def partition(
     """
     lo, hi = _check_band(band)
     _check_boundary(boundary)
-    labels, tree, sites, big_rows, w = _partition_core(
+    labels, tree, sites, carved, w = _partition_core(
         buildings, households=households, band=band, target=target
     )
     label_series = pd.Series(labels, index=buildings.index, name="label")
@@ -619,8 +1113,7 @@ def partition(
             crs=buildings.crs,
         )
         return empty, label_series
-    n_small_labels = int(labels.max()) + 1 - len(big_rows)
-    unique_labels, geometry = _tree_tessellation(tree, sites, labels, big_rows, n_small_labels, boundary)
+    unique_labels, geometry = _tree_tessellation(tree, sites, labels, carved, boundary)
     totals = np.bincount(labels, weights=w, minlength=len(unique_labels))[unique_labels]
     counts = np.bincount(labels, minlength=len(unique_labels))[unique_labels]
     whole = bool(np.all(totals == np.round(totals)))

@@ -171,6 +171,94 @@ def test_partition_households_speed(community: Factory) -> None:
     assert time.perf_counter() - start < 1.0
 
 
+# --- apartment estates: chunky household counts ------------------------------------------------
+
+
+def slab_estate(seed: int, blocks: tuple[int, int] = (2, 2)) -> tuple[gpd.GeoDataFrame, shapely.Polygon]:
+    """An urban community like the demo city's: street blocks of 260 m x 210 m (20 m roads, 8 m
+    setbacks) filled with rows of 60 m x 12 m slabs (12 m apart along a row, 18 m between rows,
+    7 % left green). Households = floors x stairwells x 2 per landing: walk-ups of 5-7 floors with
+    2-4 stairwells (20-56), 11-floor slabs with 2 (44) and 18-floor towers with 3 (108, a grid
+    on their own). Returns the buildings (UTM 51N) and the community boundary."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = 569_000.0, 4_682_000.0
+    boxes, households = [], []
+    for bx in range(blocks[0]):
+        for by in range(blocks[1]):
+            ix0, iy0 = x0 + bx * 260.0 + 18.0, y0 + by * 210.0 + 18.0
+            ix1, iy1 = x0 + (bx + 1) * 260.0 - 18.0, y0 + (by + 1) * 210.0 - 18.0
+            for sx in range(int((ix1 - ix0 + 12.0) // 72.0)):
+                for sy in range(int((iy1 - iy0 + 18.0) // 30.0)):
+                    if rng.random() < 0.07:
+                        continue
+                    floors = int(rng.choice([6, 6, 6, 6, 7, 5, 5, 11, 18]))
+                    stairwells = int(rng.choice([2, 3, 3, 4])) if floors < 11 else 2 if floors < 18 else 3
+                    fx, fy = ix0 + sx * 72.0, iy0 + sy * 30.0
+                    boxes.append(shapely.box(fx, fy, fx + 60.0, fy + 12.0))
+                    households.append(floors * stairwells * 2)
+    frame = gpd.GeoDataFrame({"households": households}, geometry=boxes, crs="EPSG:32651")
+    frame.index = frame.index + 500
+    return frame, shapely.box(x0, y0, x0 + blocks[0] * 260.0, y0 + blocks[1] * 210.0)
+
+
+def test_slab_estates_get_grids_in_band() -> None:
+    """Chunky counts (a tower fills a grid alone, two or three walk-ups make one): the greedy
+    bisection left ~13 % of these grids out of 80-120 (and cut along rows of slabs through their
+    centres, leaving some grids empty); the subtree search leaves < 3 %. The (4, 3) estate needs
+    more grids than one search takes: its first cuts are greedy."""
+    totals, shapes = [], []
+    for seed, blocks in [(0, (2, 2)), (1, (2, 2)), (2, (2, 2)), (3, (3, 2)), (4, (1, 1)), (5, (4, 3))]:
+        frame, boundary = slab_estate(seed, blocks)
+        grids, labels = partition(frame, boundary=boundary)
+        assert_exact_cover(grids, boundary)
+        assert (grids.geom_type == "Polygon").all() and (grids.area > 1.0).all()
+        own = grids.set_index("label").geometry.loc[labels.to_numpy()].to_numpy()
+        assert shapely.contains(own, frame.geometry.centroid.to_numpy()).all()
+        assert labels.equals(partition_households(frame))
+        totals.append(grids["households"])
+        shapes.append(compactness(grids))
+    households = pd.concat(totals)
+    assert households.between(80, 120).mean() >= 0.97
+    assert np.median(np.concatenate(shapes)) > 0.6
+
+
+def test_slab_estate_grid_lines_keep_off_buildings() -> None:
+    """Cut lines go through the gaps between slabs where they can: no line along a row through
+    the slabs' centres (which also left empty grids)."""
+    inside = []
+    for seed in range(3):
+        frame, boundary = slab_estate(seed)
+        grids, labels = partition(frame, boundary=boundary)
+        own = grids.set_index("label").geometry.loc[labels.to_numpy()].to_numpy()
+        footprints = frame.geometry.to_numpy()
+        inside.append(shapely.area(shapely.intersection(footprints, own)) / shapely.area(footprints))
+    share = np.concatenate(inside)
+    assert share.mean() > 0.9
+    assert (share >= 0.6).mean() > 0.95
+
+
+def test_slab_estate_speed() -> None:
+    frame, boundary = slab_estate(7, (4, 3))  # ~200 slabs, ~7,000 households
+    start = time.perf_counter()
+    partition(frame, boundary=boundary)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_oversized_building_in_a_row_of_slabs() -> None:
+    """An oversized building (its own grid, out of the band) in the middle of a column of slabs
+    gets its own region; the slabs on either side stay in contiguous grids."""
+    boxes = [shapely.box(0.0, 30.0 * i, 60.0, 30.0 * i + 12.0) for i in range(9)]
+    frame = gpd.GeoDataFrame(
+        {"households": [40, 48, 36, 44, 400, 42, 40, 48, 36]}, geometry=boxes, crs="EPSG:32651"
+    )
+    boundary = shapely.box(-20.0, -20.0, 80.0, 272.0)
+    grids, labels = partition(frame, boundary=boundary)
+    assert_exact_cover(grids, boundary)
+    assert (grids.geom_type == "Polygon").all()
+    assert (labels == labels.iloc[4]).sum() == 1 and labels.iloc[4] == labels.max()
+    assert grids["in_band"].sum() == len(grids) - 1
+
+
 # --- tessellate -----------------------------------------------------------------------------------
 
 
