@@ -70,6 +70,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geo.codes import township_kind, village_kind
 from geo.crs import from_wgs84, parse_crs, to_wgs84
 from geo.errors import CRSError
 from geo.validate import validate_frame
@@ -940,23 +941,17 @@ def _admin_kind_guess(level: str, code: str, name: str | None) -> str | None:
             if name.endswith(suffix):
                 return kind
         return None
-    part = int(code[6:9]) if level == "township" else int(code[9:12])
-    if level == "township":
-        if 1 <= part <= 99:
-            return "street"
-        if 100 <= part <= 199:
-            return "town"
-        if 200 <= part <= 399:
-            return "township"
-        for suffix, kind in (("街道", "street"), ("镇", "town"), ("乡", "township")):
-            if name.endswith(suffix):
-                return kind
-        return None
-    if 1 <= part <= 199:
-        return "community"
-    if 200 <= part <= 399:
-        return "village"
-    for suffix, kind in (("社区", "community"), ("村", "village")):
+    by_code = township_kind if level == "township" else village_kind
+    try:
+        return by_code(code)  # GB/T 10114 number ranges
+    except ValueError:
+        pass
+    suffixes = (
+        (("街道", "street"), ("镇", "town"), ("乡", "township"))
+        if level == "township"
+        else (("社区", "community"), ("村", "village"))
+    )
+    for suffix, kind in suffixes:
         if name.endswith(suffix):
             return kind
     return None
