@@ -17,21 +17,24 @@ from store import schema
 from store._common import (
     BBOX_COLUMNS,
     Dialect,
+    Prepared,
     bbox_params,
     build_frame,
     check_bbox,
     check_limit,
+    duplicate_keys,
     get_column,
     get_columns,
     get_table,
     normalize_value,
     order_sql,
     parse_order_by,
+    prepare_frame,
     q,
     require_geometry,
     where_parts,
 )
-from store.base import BBox, StoreError, Where
+from store.base import BBox, ConflictError, StoreError, Where, WriteMode
 
 T = TypeVar("T")
 
@@ -318,6 +321,19 @@ class SQLStoreBase:
         self._run(lambda cur: _rowcount(cur, sql, [key, value]), write=True)
 
     # ------------------------------------------------------------------ helpers for subclasses
+
+    @staticmethod
+    def _prepare_write(table: str, frame: pd.DataFrame, mode: WriteMode) -> Prepared | None:
+        """Checks shared by both stores' write(): the frame against the schema, upsert keys unique.
+        None when there is nothing to do (no rows, and not a replace)."""
+        p = prepare_frame(table, frame, mode)
+        if mode == "upsert" and duplicate_keys(p):
+            raise ConflictError(
+                f"the frame has the same primary key more than once; nothing written to {p.table.name!r}"
+            )
+        if p.n == 0 and mode != "replace":
+            return None
+        return p
 
     def _columns_for_write(self, t: schema.Table, names: Sequence[str]) -> list[str]:
         out = [q(n) for n in names]

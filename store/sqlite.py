@@ -33,12 +33,10 @@ from store._common import (
     Dialect,
     build_frame,
     check_lonlat,
-    duplicate_keys,
     empty_frame,
     geodesic_distance_m,
     get_columns,
     get_table,
-    prepare_frame,
     q,
     require_geometry,
 )
@@ -239,12 +237,10 @@ class SQLiteStore(SQLStoreBase):
     # ------------------------------------------------------------------ write
 
     def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:
-        p = prepare_frame(table, frame, mode)
-        t = p.table
-        if mode == "upsert" and duplicate_keys(p):
-            raise ConflictError(f"the frame has the same primary key more than once; nothing written to {t.name!r}")
-        if p.n == 0 and mode != "replace":
+        p = self._prepare_write(table, frame, mode)
+        if p is None:
             return 0
+        t = p.table
         enc = p.encoded("sqlite")
         names = p.names
         data = [enc[n] for n in names]
