@@ -40,6 +40,10 @@ POLYGON_POINT = """(key) => {
 
 @pytest.fixture
 def page(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[str], list[str], str]]:
+    yield from _browser(console_url, chromium_path)
+
+
+def _browser(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[str], list[str], str]]:
     from playwright.sync_api import sync_playwright
 
     blocked: list[str] = []
@@ -160,3 +164,47 @@ def test_shared_link_opens_on_urban_grids_in_english(page, small_demo_url: str) 
         pg.screenshot(path=str(Path(shots) / "screenshot-map.png"))
     assert not blocked, blocked[:5]
     assert not failed, failed[:5]
+
+
+def test_hostile_text_in_data_is_shown_as_text(hostile_console, chromium_path: str) -> None:  # type: ignore[no-untyped-def]
+    """A grid name and a worker name holding HTML/JS show up literally in the tooltip; nothing runs."""
+    from tests.browser.conftest import HOSTILE_NAME, HOSTILE_WORKER
+
+    base, code, lat, lon = hostile_console
+    for pg, blocked, failed, _ in _browser(base, chromium_path):
+        pg.goto(f"{base}/?lat={lat:.6f}&lon={lon:.6f}&z=17", wait_until="domcontentloaded")
+        frame = _map_frame(pg)
+        key = frame.evaluate(FIND_MAP)
+        target = None
+        for _ in range(80):
+            target = frame.evaluate(GRID_POINT, [key, code])
+            if target:
+                break
+            pg.wait_for_timeout(250)
+        assert target, "the hostile grid was not drawn"
+        box = frame.locator(".leaflet-container").bounding_box()
+        assert box
+        pg.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
+        pg.mouse.move(box["x"] + target["x"] + 2, box["y"] + target["y"] + 1)
+        tip = frame.locator(".leaflet-tooltip").first
+        tip.wait_for(state="visible", timeout=10_000)
+        text = tip.inner_text()
+        assert HOSTILE_NAME in text, text  # shown as text, not parsed as HTML
+        assert HOSTILE_WORKER in text, text
+        assert tip.locator("img, script").count() == 0
+        assert frame.evaluate("() => window.__xss") is None
+        assert pg.evaluate("() => window.__xss") is None
+        assert not blocked, blocked[:5]
+        assert not failed, failed[:5]
+
+
+# Container pixel of the centre of the polygon whose grid code is args[1].
+GRID_POINT = """([key, code]) => {
+  const m = window[key]; let out = null;
+  m.eachLayer(l => {
+    if (out || !(l instanceof L.Polygon) || !l.feature || l.feature.properties.c !== code) return;
+    const p = m.latLngToContainerPoint(l.getBounds().getCenter());
+    out = {x: p.x, y: p.y};
+  });
+  return out;
+}"""
