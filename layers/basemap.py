@@ -34,6 +34,8 @@ DEFAULT_BACKGROUND = "#f2f1ec"
 """Map background when there are no tiles: light and warm, so thin grey/blue vector lines read well."""
 
 _PLACEHOLDERS = re.compile(r"\{(x|y|-y|z)\}")
+# An http(s) template with nothing that could break out of the JS string or HTML it ends up in.
+_TILE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$")
 _CSS_COLOUR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-zA-Z]+|(rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\))$")
 
 
@@ -83,6 +85,8 @@ class BasemapConfig(BaseModel):
             return self
         if not self.url:
             raise ValueError(f"basemap kind {self.kind!r} needs a tile url")
+        if not _TILE_URL.match(self.url):
+            raise ValueError(f"tile url must be an http(s) address without quotes, spaces or <>: {self.url!r}")
         found = set(_PLACEHOLDERS.findall(self.url))
         if "x" not in found or "z" not in found or not ({"y", "-y"} & found):
             raise ValueError(f"tile url must contain {{x}}, {{y}} (or {{-y}}) and {{z}}: {self.url!r}")

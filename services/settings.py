@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from layers.basemap import BasemapConfig
 from store.base import Store
-
-_TEMPLATE = re.compile(r"^https?://[^\s<>\"']+$")
 
 
 def basemap(store: Store) -> BasemapConfig:
@@ -26,18 +22,20 @@ def basemap(store: Store) -> BasemapConfig:
 
 
 def validate_tile_url(url: str) -> bool:
-    """An http(s) XYZ template with {z}, {x} and {y} (and nothing that could break out of a string)."""
-    return bool(_TEMPLATE.match(url)) and all(p in url for p in ("{z}", "{x}", "{y}"))
+    """An http(s) XYZ template with {z}, {x} and {y}, by the rules of BasemapConfig."""
+    try:
+        BasemapConfig(kind="xyz", url=url)
+    except ValueError:
+        return False
+    return True
 
 
 def set_basemap(
     store: Store, *, kind: str, url: str | None, attribution: str = "", subdomains: str = "abc"
 ) -> None:
-    """Validate and save the basemap; raises ValueError (nothing saved) on a bad value."""
+    """Validate (BasemapConfig's rules) and save the basemap; ValueError and nothing saved if bad."""
     if kind not in ("none", "xyz", "gcj02"):
         raise ValueError(f"unknown basemap kind {kind!r}")
-    if kind != "none" and not (url and validate_tile_url(url)):
-        raise ValueError("the tile URL must be an http(s) template containing {z}, {x} and {y}")
     BasemapConfig(kind=kind, url=url, attribution=attribution, subdomains=subdomains or "abc")  # type: ignore[arg-type]
     with store.transaction():
         store.set_setting("basemap.subdomains", subdomains or "abc")
