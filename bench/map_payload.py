@@ -22,6 +22,7 @@ import geopandas as gpd
 from streamlit_folium import _get_feature_group_string  # the exact string st_folium sends
 
 from console.mapui import overlay_groups
+from geo.lod import view_bbox
 from layers.basemap import BasemapConfig, build_base_map
 from layers.grids import build_grids_layer
 from services.mapview import View, map_data, unit_stats
@@ -37,12 +38,7 @@ def overlay_bytes(groups: list[folium.FeatureGroup]) -> int:
 
 
 def screen(center_lat: float, center_lon: float, zoom: int, width: int = 1920, height: int = 1080) -> View:
-    import math
-
-    deg = 360.0 / (256 * 2**zoom)
-    hw = width / 2 * deg
-    hh = height / 2 * deg * math.cos(math.radians(center_lat))
-    return View(bbox=(center_lon - hw, center_lat - hh, center_lon + hw, center_lat + hh), zoom=zoom)
+    return View(bbox=view_bbox(center_lat, center_lon, zoom, width_px=width, height_px=height), zoom=zoom)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from streamlit_folium import st_folium
 from console import state
 from console.i18n import labels, t
 from geo.crs import gcj02_to_wgs84
+from geo.lod import view_bbox
 from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift
 from layers.context import build_context_layer
 from layers.grids import build_grids_layer
@@ -31,11 +32,8 @@ VIEWPORT_PX = (1400, 720)  # assumed size before the browser reports the real bo
 
 def initial_view(center: tuple[float, float], zoom: int) -> View:
     """The bbox a VIEWPORT_PX screen shows around center (lat, lon) at zoom (web mercator)."""
-    lat, lon = center
-    deg_per_px = 360.0 / (256 * 2**zoom)
-    half_w = VIEWPORT_PX[0] / 2 * deg_per_px
-    half_h = VIEWPORT_PX[1] / 2 * deg_per_px * math.cos(math.radians(lat))
-    return View(bbox=(lon - half_w, lat - half_h, lon + half_w, lat + half_h), zoom=zoom)
+    bbox = view_bbox(*center, zoom, width_px=VIEWPORT_PX[0], height_px=VIEWPORT_PX[1])
+    return View(bbox=bbox, zoom=zoom)
 
 
 def view_from_state(value: Any, *, fallback: View, shifted: bool) -> View:

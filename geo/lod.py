@@ -25,6 +25,15 @@ def metres_per_pixel(zoom: float, *, lat: float) -> float:
     return 156_543.033_92 * math.cos(math.radians(lat)) / 2.0**zoom
 
 
+def view_bbox(
+    lat: float, lon: float, zoom: float, *, width_px: int, height_px: int
+) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) a screen of the given size shows around (lat, lon)."""
+    half_w = width_px / 2 * degrees_per_pixel(zoom)
+    half_h = height_px / 2 * degrees_per_pixel(zoom) * math.cos(math.radians(lat))
+    return (lon - half_w, lat - half_h, lon + half_w, lat + half_h)
+
+
 def decimals_for_zoom(zoom: float) -> int:
     """Decimal places of a lon/lat coordinate that still resolve a tenth of a pixel."""
     return max(3, min(7, math.ceil(-math.log10(degrees_per_pixel(zoom) / 10))))

@@ -48,3 +48,13 @@ def test_rounding_follows_zoom() -> None:
     x = out.geometry.iloc[0].x
     assert x == pytest.approx(123.123456789, abs=1e-3)
     assert np.round(x, decimals_for_zoom(10)) == x
+
+
+def test_view_bbox_is_centred_and_scales_with_zoom() -> None:
+    from geo.lod import view_bbox
+
+    a = view_bbox(42.3, 123.84, 12, width_px=1000, height_px=500)
+    b = view_bbox(42.3, 123.84, 13, width_px=1000, height_px=500)
+    assert (a[0] + a[2]) / 2 == pytest.approx(123.84) and (a[1] + a[3]) / 2 == pytest.approx(42.3)
+    assert (a[2] - a[0]) == pytest.approx(2 * (b[2] - b[0]))
+    assert (a[2] - a[0]) == pytest.approx(1000 * degrees_per_pixel(12))
