@@ -210,11 +210,14 @@ class SQLStoreBase:
 
     # ------------------------------------------------------------------ small writes
 
-    def _set_list(self, t: schema.Table, values: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    def _normalized(
+        self, t: schema.Table, values: Mapping[str, Any], verb: str
+    ) -> tuple[list[tuple[schema.Column, Any, str]], dict[str, Any]]:
+        """Each given column checked against the schema, once, with its database value and
+        placeholder; and the values as given (for the SQLite bbox columns and hooks)."""
         if not isinstance(values, Mapping) or not values:
-            raise StoreError("update() needs at least one column to set")
-        sets: list[str] = []
-        params: list[Any] = []
+            raise StoreError(f"{verb}() needs at least one column")
+        out: list[tuple[schema.Column, Any, str]] = []
         given: dict[str, Any] = {}
         for name, value in values.items():
             col = get_column(t, name)
@@ -222,11 +225,14 @@ class SQLStoreBase:
                 raise StoreError(f"column {col.name!r} given twice")
             given[col.name] = value
             v = normalize_value(col, value, self.dialect)
-            if col.is_geometry and v is not None:
-                sets.append(f"{q(col.name)} = {self._geometry_sql(self._ph)}")
-            else:
-                sets.append(f"{q(col.name)} = {self._ph}")
-            params.append(v)
+            ph = self._geometry_sql(self._ph) if col.is_geometry and v is not None else self._ph
+            out.append((col, v, ph))
+        return out, given
+
+    def _set_list(self, t: schema.Table, values: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        cols, given = self._normalized(t, values, "update")
+        sets = [f"{q(col.name)} = {ph}" for col, _, ph in cols]
+        params = [v for _, v, _ in cols]
         if self.dialect == "sqlite":
             for b, v in bbox_params(t, given).items():
                 sets.append(f"{q(b)} = ?")
@@ -257,23 +263,11 @@ class SQLStoreBase:
         a tuple for composite keys). Not part of the Store protocol's original surface: an addition
         for services that need the id of what they just created."""
         t = get_table(table)
-        if not isinstance(values, Mapping) or not values:
-            raise StoreError("insert() needs at least one column")
-        names: list[str] = []
-        phs: list[str] = []
-        params: list[Any] = []
-        given: dict[str, Any] = {}
-        for name, value in values.items():
-            col = get_column(t, name)
-            if col.name in given:
-                raise StoreError(f"column {col.name!r} given twice")
-            given[col.name] = value
-            v = normalize_value(col, value, self.dialect)
-            if col.autoincrement and v is None:
-                continue
-            names.append(q(col.name))
-            phs.append(self._geometry_sql(self._ph) if col.is_geometry and v is not None else self._ph)
-            params.append(v)
+        cols, given = self._normalized(t, values, "insert")
+        kept = [(col, v, ph) for col, v, ph in cols if not (col.autoincrement and v is None)]
+        names = [q(col.name) for col, _, _ in kept]
+        phs = [ph for _, _, ph in kept]
+        params = [v for _, v, _ in kept]
         missing = [c.name for c in t.columns if c.primary_key and not c.autoincrement and c.name not in given]
         if missing:
             raise StoreError(f"insert into {t.name!r} needs the primary key column(s) {missing}")
