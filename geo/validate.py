@@ -35,19 +35,18 @@ from geo.crs import to_wgs84
 
 __all__ = ["Issue", "ValidationReport", "validate_frame"]
 
-_GEOMETRY_TYPES = {
-    name.lower(): name
-    for name in (
-        "Point",
-        "LineString",
-        "LinearRing",
-        "Polygon",
-        "MultiPoint",
-        "MultiLineString",
-        "MultiPolygon",
-        "GeometryCollection",
-    )
-}
+# Geometry type names in the order of shapely's type ids.
+_TYPE_NAMES = (
+    "Point",
+    "LineString",
+    "LinearRing",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+_GEOMETRY_TYPES = {name.lower(): name for name in _TYPE_NAMES}
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
 
@@ -296,17 +295,7 @@ def validate_frame(
 
 
 def _type_name(type_id: int) -> str:
-    names = (
-        "Point",
-        "LineString",
-        "LinearRing",
-        "Polygon",
-        "MultiPoint",
-        "MultiLineString",
-        "MultiPolygon",
-        "GeometryCollection",
-    )
-    return names[type_id] if 0 <= type_id < len(names) else "Unknown"
+    return _TYPE_NAMES[type_id] if 0 <= type_id < len(_TYPE_NAMES) else "Unknown"
 
 
 def _intersects_box(bounds: npt.NDArray[np.float64], box: tuple[float, float, float, float]) -> npt.NDArray[np.bool_]:
