@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
+import folium
 import pandas as pd
 
 
@@ -13,3 +15,12 @@ def esc(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return "—"
     return html.escape(str(value), quote=True)
+
+
+def field_tooltip(fields: Mapping[str, tuple[str, Any]], labels: Mapping[str, str]) -> folium.GeoJsonTooltip:
+    """A tooltip table over feature properties: ``fields`` maps a property name to (label key,
+    values); Leaflet renders labels and values as HTML, so the labels are escaped here and the
+    values must already be (``esc``)."""
+    return folium.GeoJsonTooltip(
+        fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
+    )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import folium
 import geopandas as gpd
 
+WATER_STYLE = {"color": "#9cc3e6", "weight": 0.5, "fillColor": "#b9d7f0", "fillOpacity": 0.9}
+BUILDING_STYLE = {"color": "#8d96a3", "weight": 0.6, "fillColor": "#c3c9d1", "fillOpacity": 0.9}
+BOUNDARY_STYLE = {"color": "#5b6b80", "weight": 1.6, "fill": False, "dashArray": "6 4"}
 ROAD_STYLE = {
     "arterial": {"color": "#b8bec7", "weight": 3.0},
     "street": {"color": "#cfd4da", "weight": 1.6},
@@ -23,32 +26,17 @@ def build_context_layer(
 ) -> folium.FeatureGroup:
     """Non-interactive background features (no tooltips, clicks pass through to the layers above)."""
     group = folium.FeatureGroup(name=name, control=False)
-    if water is not None and len(water):
+    # Drawn in this order, bottom to top; only roads keep a property (their kind, for the style).
+    layers = (
+        ("water", water, (), lambda f: WATER_STYLE),
+        ("roads", roads, ("kind",), lambda f: ROAD_STYLE.get(f["properties"]["kind"], ROAD_STYLE["street"])),
+        ("buildings", buildings, (), lambda f: BUILDING_STYLE),
+        ("boundaries", boundaries, (), lambda f: BOUNDARY_STYLE),
+    )
+    for layer_name, frame, columns, style in layers:
+        if frame is None or not len(frame):
+            continue
         folium.GeoJson(
-            water[[water.geometry.name]],
-            name="water",
-            style_function=lambda f: {"color": "#9cc3e6", "weight": 0.5, "fillColor": "#b9d7f0", "fillOpacity": 0.9},
-            interactive=False,
-        ).add_to(group)
-    if roads is not None and len(roads):
-        folium.GeoJson(
-            roads[["kind", roads.geometry.name]],
-            name="roads",
-            style_function=lambda f: ROAD_STYLE.get(f["properties"]["kind"], ROAD_STYLE["street"]),
-            interactive=False,
-        ).add_to(group)
-    if buildings is not None and len(buildings):
-        folium.GeoJson(
-            buildings[[buildings.geometry.name]],
-            name="buildings",
-            style_function=lambda f: {"color": "#8d96a3", "weight": 0.6, "fillColor": "#c3c9d1", "fillOpacity": 0.9},
-            interactive=False,
-        ).add_to(group)
-    if boundaries is not None and len(boundaries):
-        folium.GeoJson(
-            boundaries[[boundaries.geometry.name]],
-            name="boundaries",
-            style_function=lambda f: {"color": "#5b6b80", "weight": 1.6, "fill": False, "dashArray": "6 4"},
-            interactive=False,
+            frame[[*columns, frame.geometry.name]], name=layer_name, style_function=style, interactive=False
         ).add_to(group)
     return group

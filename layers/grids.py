@@ -9,7 +9,7 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from layers._html import esc
+from layers._html import esc, field_tooltip
 
 STATUSES = ("in_band", "under", "over", "empty", "dedicated")
 
@@ -93,9 +93,7 @@ def build_grids_layer(
         name=name,
         style_function=_style,
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.55},
-        tooltip=folium.GeoJsonTooltip(
-            fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
-        ),
+        tooltip=field_tooltip(fields, labels),
         zoom_on_click=False,
     ).add_to(group)
     return group

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import folium
 import geopandas as gpd
 
-from layers._html import esc
+from layers._html import esc, field_tooltip
 
 # Share of grids inside their band → fill colour (a sequential ramp, worst first).
 RAMP = ((0.80, "#d64545"), (0.90, "#e0a800"), (0.95, "#8cc63f"), (1.01, "#2e9e5b"))
@@ -56,9 +56,7 @@ def build_units_layer(
             "fillOpacity": 0.30,
         },
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.5},
-        tooltip=folium.GeoJsonTooltip(
-            fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
-        ),
+        tooltip=field_tooltip(fields, labels),
         zoom_on_click=True,
     ).add_to(group)
     return group
