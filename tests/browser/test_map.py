@@ -93,6 +93,28 @@ def _map_frame(pg):  # type: ignore[no-untyped-def]
     raise AssertionError("no Leaflet map appeared in the page")
 
 
+def _poll(pg, frame, script: str, arg: object, *, ok, tries: int = 60):  # type: ignore[no-untyped-def]
+    """Evaluate ``script(arg)`` in the map's frame every 250 ms until ``ok(result)``; return the last result."""
+    result = None
+    for _ in range(tries):
+        result = frame.evaluate(script, arg)
+        if ok(result):
+            break
+        pg.wait_for_timeout(250)
+    return result
+
+
+def _hover_tooltip(pg, frame, point: dict):  # type: ignore[no-untyped-def]
+    """Move the mouse onto a container pixel of the map; return the visible tooltip."""
+    box = frame.locator(".leaflet-container").bounding_box()
+    assert box
+    pg.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
+    pg.mouse.move(box["x"] + point["x"] + 2, box["y"] + point["y"] + 1)
+    tip = frame.locator(".leaflet-tooltip").first
+    tip.wait_for(state="visible", timeout=10_000)
+    return tip
+
+
 def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pg, blocked, failed, base = page
     pg.goto(base + "/", wait_until="domcontentloaded")
@@ -111,24 +133,13 @@ def test_map_draws_micro_grids_with_household_tooltips(page, tmp_path: Path) -> 
     assert "微网格" in level_text, level_text
     frame = _map_frame(pg)
     key = frame.evaluate(FIND_MAP)
-    for _ in range(40):
-        if frame.evaluate(COUNT_POLYGONS, key) >= 3:
-            break
-        pg.wait_for_timeout(250)
-    n = frame.evaluate(COUNT_POLYGONS, key)
+    n = _poll(pg, frame, COUNT_POLYGONS, key, ok=lambda n: n >= 3, tries=40)
     assert n >= 3, f"only {n} grid polygons drawn"
     assert frame.evaluate("() => window.__gc_probe") == 42, "the map was remounted when its overlays changed"
 
     target = frame.evaluate(POLYGON_POINT, key)
     assert target is not None
-    iframe_box = pg.locator("iframe[title*='st_folium']").bounding_box()
-    map_box = frame.locator(".leaflet-container").bounding_box()
-    assert iframe_box and map_box
-    pg.mouse.move(map_box["x"] + target["x"], map_box["y"] + target["y"])
-    pg.mouse.move(map_box["x"] + target["x"] + 2, map_box["y"] + target["y"] + 1)
-    tip = frame.locator(".leaflet-tooltip")
-    tip.first.wait_for(state="visible", timeout=10_000)
-    text = tip.first.inner_text()
+    text = _hover_tooltip(pg, frame, target).inner_text()
     assert "户数" in text, text
     assert re.search(r"户数\s*\d+", text), text
     assert re.search(r"\d{15}", text), text  # the 15-digit grid code
@@ -151,11 +162,7 @@ def test_shared_link_opens_on_urban_grids_in_english(page, small_demo_url: str) 
     pg.goto(f"{base}/?lat={c.y:.5f}&lon={c.x:.5f}&z=16&lang=en", wait_until="domcontentloaded")
     frame = _map_frame(pg)
     key = frame.evaluate(FIND_MAP)
-    for _ in range(60):
-        if frame.evaluate(COUNT_POLYGONS, key) >= 5:
-            break
-        pg.wait_for_timeout(250)
-    assert frame.evaluate(COUNT_POLYGONS, key) >= 5
+    assert _poll(pg, frame, COUNT_POLYGONS, key, ok=lambda n: n >= 5) >= 5
     assert "micro-grids" in pg.locator("text=/Showing/").first.inner_text()
     assert frame.evaluate("(k) => window[k].getZoom()", key) == 16
     pg.wait_for_timeout(500)
@@ -175,19 +182,9 @@ def test_hostile_text_in_data_is_shown_as_text(hostile_console, chromium_path: s
         pg.goto(f"{base}/?lat={lat:.6f}&lon={lon:.6f}&z=17", wait_until="domcontentloaded")
         frame = _map_frame(pg)
         key = frame.evaluate(FIND_MAP)
-        target = None
-        for _ in range(80):
-            target = frame.evaluate(GRID_POINT, [key, code])
-            if target:
-                break
-            pg.wait_for_timeout(250)
+        target = _poll(pg, frame, GRID_POINT, [key, code], ok=bool, tries=80)
         assert target, "the hostile grid was not drawn"
-        box = frame.locator(".leaflet-container").bounding_box()
-        assert box
-        pg.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
-        pg.mouse.move(box["x"] + target["x"] + 2, box["y"] + target["y"] + 1)
-        tip = frame.locator(".leaflet-tooltip").first
-        tip.wait_for(state="visible", timeout=10_000)
+        tip = _hover_tooltip(pg, frame, target)
         text = tip.inner_text()
         assert HOSTILE_NAME in text, text  # shown as text, not parsed as HTML
         assert HOSTILE_WORKER in text, text
