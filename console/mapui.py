@@ -22,7 +22,6 @@ from geo.lod import view_bbox
 from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift
 from layers.context import build_context_layer
 from layers.grids import build_grids_layer
-from layers.offline import use_local_assets
 from layers.units import build_units_layer
 from services.mapview import MapData, View, map_data
 from store import Store
@@ -95,7 +94,7 @@ def show_overview_map(
 ) -> MapData:
     lang = state.lang()
     config = config or state.basemap()
-    use_local_assets(f"{state.static_prefix()}/vendor")
+    state.local_assets(state.static_prefix())
     shift = "gcj02" if needs_gcj02_shift(config) else None
     view = view_from_state(st.session_state.get(key), fallback=initial_view(center, zoom), shifted=bool(shift))
     data = map_data(store, view, stats=state.stats(), shift=shift)

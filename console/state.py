@@ -9,6 +9,7 @@ import streamlit as st
 
 from console.i18n import DEFAULT_LANG, LANGS
 from layers.basemap import BasemapConfig
+from layers.offline import use_local_assets
 from services import mapview, settings
 from store import Store, open_store
 
@@ -44,8 +45,25 @@ def lang() -> str:
     return str(st.session_state["lang"])
 
 
-def basemap() -> BasemapConfig:
+@st.cache_data(ttl=300, show_spinner=False)
+def _basemap(url: str) -> BasemapConfig:
     return settings.basemap(get_store())
+
+
+def basemap() -> BasemapConfig:
+    """The saved basemap (cached: read once, not on every rerun; forget_basemap() after a save)."""
+    return _basemap(get_store().url)
+
+
+def forget_basemap() -> None:
+    _basemap.clear()
+
+
+@st.cache_resource(show_spinner=False)
+def local_assets(prefix: str) -> str:
+    """Point folium's JS/CSS at the locally served copies, once per process and URL prefix."""
+    use_local_assets(f"{prefix}/vendor")
+    return prefix
 
 
 def static_prefix() -> str:

@@ -38,6 +38,7 @@ with st.form("basemap"):
         except ValueError:
             st.error(t("settings.bad_url", lang))
         else:
+            state.forget_basemap()
             st.success(t("settings.saved", lang))
 
 st.subheader(t("settings.summary", lang))
