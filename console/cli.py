@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from console.i18n import t
+
+if TYPE_CHECKING:
+    from store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Grid governance command console.")
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +30,7 @@ DbOption = Annotated[
 LangOption = Annotated[str, typer.Option("--lang", help="Message language: zh or en.")]
 
 
-def _open(db: str | None):  # noqa: ANN202 - returns a Store
+def _open(db: str | None) -> Store:
     from store import open_store
 
     return open_store(db or os.environ.get("DATABASE_URL") or None)
@@ -93,7 +96,7 @@ def import_(
         _fail(str(exc), lang)
     typer.echo(t("cli.import.done", lang, rows=report.rows_written, kind=kind, repaired=report.repaired))
     for w in report.warnings[:20]:
-        typer.echo(f"  ! {w.message}")
+        typer.echo(f"  ! {w}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from rerunning the app); on the next run the overlays for that view are computed
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import folium
 import streamlit as st
@@ -95,7 +95,7 @@ def show_overview_map(
     lang = state.lang()
     config = config or state.basemap()
     state.local_assets(state.static_prefix())
-    shift = "gcj02" if needs_gcj02_shift(config) else None
+    shift: Literal["gcj02"] | None = "gcj02" if needs_gcj02_shift(config) else None
     view = view_from_state(st.session_state.get(key), fallback=initial_view(center, zoom), shifted=bool(shift))
     data = map_data(store, view, stats=state.stats(), shift=shift)
     base = build_base_map(config=config, center=center, zoom=zoom)

@@ -73,3 +73,22 @@ def test_unknown_kind_is_a_clear_error(tmp_path: Path) -> None:
     r = run("import", "spaceships", "x.csv", "--lang", "en", db=f"sqlite:///{tmp_path / 'gc.sqlite'}")
     assert r.returncode == 1
     assert "KIND must be one of" in r.stderr
+
+
+def test_import_with_warnings_reports_them(tmp_path: Path) -> None:
+    """A repaired geometry is imported and its warning printed (once crashed the CLI)."""
+    from shapely.geometry import Polygon
+
+    db = f"sqlite:///{tmp_path / 'gc.sqlite'}"
+    bowtie = Polygon([(123.84, 42.29), (123.85, 42.30), (123.85, 42.29), (123.84, 42.30)])
+    frame = gpd.GeoDataFrame(
+        {"code": ["211202"], "name": ["银州区"], "level": ["county"], "kind": ["district"]},
+        geometry=[bowtie],
+        crs="EPSG:4326",
+    )
+    path = tmp_path / "boundaries.geojson"
+    path.write_text(frame.to_json())
+    r = run("import", "boundaries", str(path), "--lang", "en", db=db)
+    assert r.returncode == 0, r.stderr
+    assert "  ! " in r.stdout
+    assert open_store(db).count("admin_units") == 1
