@@ -190,7 +190,6 @@ class _Builder:
         rel = xs - anchor[0]
         ys = anchor[1] - 2600 + 700 * np.sin(rel / 3100.0) + 0.12 * rel + 300 * np.sin(rel / 900.0)
         line = LineString(np.column_stack([xs, ys]))
-        self.river_line = shapely.intersection(line, outline.buffer(2000))
         return shapely.intersection(line.buffer(70, quad_segs=4), outline)
 
     def _urban_core(self, cspec: CountySpec, cell: BaseGeometry, seat: np.ndarray) -> BaseGeometry | None:
@@ -264,7 +263,6 @@ class _Builder:
                 if shapely.contains_xy(core.buffer(1), x, y):
                     angle = float(self.rng.choice([0.0, 90.0, 180.0, 270.0]))
                     self.intersections.append((x, y, angle, cspec.code))
-        self.seat_xy = seat
         return core
 
     def _urban_blocks(
