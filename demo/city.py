@@ -551,6 +551,16 @@ def generate(
         mask = units["level"] == level
         units.loc[mask, "households"] = units.loc[mask, "code"].map(child).fillna(0).astype("int64")
 
+    # Villages/communities carry their grids' band and the version of their grids in force.
+    village = units["level"] == "village"
+    community = village & (units["kind"] == "community")
+    units["band_min"] = pd.Series(pd.NA, index=units.index, dtype="Int64")
+    units["band_max"] = pd.Series(pd.NA, index=units.index, dtype="Int64")
+    units.loc[community, "band_min"], units.loc[community, "band_max"] = URBAN_BAND
+    units.loc[village & ~community, "band_min"], units.loc[village & ~community, "band_max"] = RURAL_BAND
+    units["grid_version"] = pd.Series(pd.NA, index=units.index, dtype="Int64")
+    units.loc[village, "grid_version"] = 1
+
     frames: dict[str, pd.DataFrame] = {}
     frames["admin_units"] = units.to_crs(LONLAT)
     frames["grids"] = grids[

@@ -252,8 +252,43 @@ def _initial(dialect: Dialect) -> list[str]:
     return out
 
 
+_PLANNING_TABLES = (
+    "grid_drafts",
+    "draft_grids",
+    "draft_edits",
+    "grid_versions",
+    "grid_archive",
+    "grid_lineage",
+    "legacy_grids",
+    "grid_crosswalk",
+)
+
+
+def _planning(dialect: Dialect) -> list[str]:
+    """Issue 3: per-unit bands and grid versions, drafts, archive, lineage, legacy layers. Units
+    that already have grids are at the version their grids carry (1 for the demo)."""
+    t = schema.table("admin_units")
+    out: list[str] = []
+    for name in ("band_min", "band_max", "grid_version"):
+        out += add_column_sql(t, t.column(name), dialect)
+    for name in _PLANNING_TABLES:
+        out += create_table_sql(schema.table(name), dialect)
+    out.append(
+        "UPDATE admin_units SET grid_version = (SELECT coalesce(max(g.version), 1) FROM grids g"  # noqa: S608
+        " WHERE g.unit_code = admin_units.code) WHERE level = 'village' AND grid_version IS NULL"
+    )
+    return out
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema: every table of store/schema.py", _initial),
+    Migration(
+        2,
+        "grid planning: unit bands and grid versions, drafts, archive, lineage, legacy layers",
+        _planning,
+        adds_tables=_PLANNING_TABLES,
+        adds_columns=(("admin_units", "band_min"), ("admin_units", "band_max"), ("admin_units", "grid_version")),
+    ),
 ]
 
 

@@ -102,6 +102,7 @@ CASE_STATES = (
     "closed",
     "evaluated",
 )
+DRAFT_STATUSES = ("open", "published", "discarded")
 CASE_SOURCES = ("app", "hotline_12345", "cctv", "walk_in", "referral", "open311", "dispatcher")
 FACILITY_KINDS = ("risk_point", "mediation_room", "talk_point", "school", "hospital", "market")
 
@@ -117,6 +118,11 @@ TABLES: dict[str, Table] = {
                 C("kind", "text", not_null=True),
                 C("parent_code", "text"),
                 C("households", "int"),
+                # village/community level: the household band of its grids (None: the kind's default)
+                # and the version of its grids now in force (see grid_versions).
+                C("band_min", "int"),
+                C("band_max", "int"),
+                C("grid_version", "int"),
                 C("geom", "geometry:MULTIPOLYGON"),
             ),
             indexes=(("parent_code",), ("level",)),
@@ -294,6 +300,120 @@ TABLES: dict[str, Table] = {
                 C("kind", "text", not_null=True),  # river | lake
                 C("name", "text"),
                 C("geom", "geometry:MULTIPOLYGON"),
+            ),
+        ),
+        # ---- grid planning (issue 3): drafts, versions, lineage, legacy layers ----
+        Table(
+            "grid_drafts",
+            (
+                C("id", "bigint", primary_key=True, autoincrement=True),
+                C("unit_code", "text", not_null=True),
+                C("base_version", "int", not_null=True),  # the unit's grid_version the draft started from
+                C("name", "text"),
+                C("author", "text"),
+                C("status", "text", not_null=True),  # open | published | discarded
+                C("revision", "int", not_null=True),  # the revision shown (undo/redo move it)
+                C("head", "int", not_null=True),  # the newest revision kept
+                C("band_min", "int"),
+                C("band_max", "int"),
+                C("created_at", "timestamp", not_null=True),
+                C("updated_at", "timestamp", not_null=True),
+                C("note", "text"),  # what the last edit did, for the undo/redo labels
+            ),
+            indexes=(("unit_code", "status"),),
+        ),
+        Table(
+            "draft_grids",
+            (
+                C("draft_id", "bigint", primary_key=True),
+                C("revision", "int", primary_key=True),
+                C("key", "int", primary_key=True),  # stable within the draft across edits
+                C("code", "text"),  # None: a grid created in the draft (coded at publish)
+                C("name", "text"),
+                C("kind", "text", not_null=True),
+                C("purpose", "text"),
+                C("band_min", "int"),
+                C("band_max", "int"),
+                C("geom", "geometry:MULTIPOLYGON"),
+            ),
+        ),
+        Table(
+            "draft_edits",
+            (
+                C("draft_id", "bigint", primary_key=True),
+                C("revision", "int", primary_key=True),
+                C("ts", "timestamp", not_null=True),
+                C("actor", "text"),
+                C("action", "text", not_null=True),  # split | merge | move | reshape | repartition | ...
+                C("detail", "text"),
+            ),
+        ),
+        Table(
+            "grid_versions",
+            (
+                C("id", "bigint", primary_key=True, autoincrement=True),
+                C("unit_code", "text", not_null=True),
+                C("version", "int", not_null=True),
+                C("effective_at", "timestamp", not_null=True),
+                C("published_at", "timestamp", not_null=True),
+                C("published_by", "text"),
+                C("draft_id", "bigint"),
+                C("grids", "int"),
+                C("households", "int"),
+                C("note", "text"),
+                C("accepted_warnings", "text"),  # the reason given for publishing with warnings
+            ),
+            indexes=(("unit_code", "version"),),
+        ),
+        Table(
+            "grid_archive",
+            (
+                C("unit_code", "text", primary_key=True),
+                C("version", "int", primary_key=True),
+                C("code", "text", primary_key=True),
+                C("name", "text"),
+                C("kind", "text"),
+                C("purpose", "text"),
+                C("band_min", "int"),
+                C("band_max", "int"),
+                C("households", "int"),
+                C("buildings", "int"),
+                C("geom", "geometry:MULTIPOLYGON"),
+            ),
+        ),
+        Table(
+            "grid_lineage",
+            (
+                C("unit_code", "text", primary_key=True),
+                C("version", "int", primary_key=True),  # the version the new grids belong to
+                C("old_code", "text", primary_key=True),
+                C("new_code", "text", primary_key=True),
+                C("households", "int"),
+                C("share_of_old", "real"),
+                C("share_of_new", "real"),
+                C("area_share", "real"),
+            ),
+            indexes=(("old_code",), ("new_code",)),
+        ),
+        Table(
+            "legacy_grids",
+            (
+                C("layer", "text", primary_key=True),  # e.g. civil_affairs, police, urban_management
+                C("code", "text", primary_key=True),
+                C("name", "text"),
+                C("geom", "geometry:MULTIPOLYGON"),
+            ),
+        ),
+        Table(
+            "grid_crosswalk",
+            (
+                C("layer", "text", primary_key=True),
+                C("legacy_code", "text", primary_key=True),
+                C("unified_code", "text", primary_key=True),
+                C("area_m2", "real"),
+                C("share_of_legacy", "real"),
+                C("share_of_unified", "real"),
+                C("households", "int"),
             ),
         ),
         Table(

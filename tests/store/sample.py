@@ -208,6 +208,104 @@ def samples() -> dict[str, pd.DataFrame]:
             [MultiPolygon([square(2000, 2000, 300), square(2400, 2000, 100)])],
         ),
         "settings": pd.DataFrame({"key": ["basemap.kind", "ui.title"], "value": ["none", "铁岭市网格化指挥平台"]}),
+        "grid_drafts": pd.DataFrame(
+            {
+                "id": [1, 2],
+                "unit_code": ["211202001001"] * 2,
+                "base_version": [1, 1],
+                "name": ["拆分红旗一网格", HOSTILE[0]],
+                "author": ["规划员王", None],
+                "status": ["open", "discarded"],
+                "revision": [3, 0],
+                "head": [4, 0],
+                "band_min": [80, None],
+                "band_max": [120, None],
+                "created_at": [T0, T0],
+                "updated_at": [T0 + timedelta(minutes=5), T0],
+                "note": ["split", None],
+            }
+        ),
+        "draft_grids": gdf(
+            {
+                "draft_id": [1, 1],
+                "revision": [3, 3],
+                "key": [1, 2],
+                "code": ["211202001001001", None],
+                "name": ["红旗一网格", HOSTILE[1]],
+                "kind": ["base", "base"],
+                "purpose": [None, None],
+                "band_min": [80, 80],
+                "band_max": [120, 120],
+            },
+            [square(0, 0, 200), MultiPolygon([square(200, 0, 200)])],
+        ),
+        "draft_edits": pd.DataFrame(
+            {
+                "draft_id": [1],
+                "revision": [3],
+                "ts": [T0],
+                "actor": ["规划员王"],
+                "action": ["split"],
+                "detail": ['{"key": 1}'],
+            }
+        ),
+        "grid_versions": pd.DataFrame(
+            {
+                "id": [1, 2],
+                "unit_code": ["211202001001"] * 2,
+                "version": [1, 2],
+                "effective_at": [T0, T0 + timedelta(days=1)],
+                "published_at": [T0, T0 + timedelta(hours=2)],
+                "published_by": [None, "规划员王"],
+                "draft_id": [None, 1],
+                "grids": [3, 4],
+                "households": [447, 447],
+                "note": ["initial", HOSTILE[2]],
+                "accepted_warnings": [None, "学校专属网格无人负责，下周补"],
+            }
+        ),
+        "grid_archive": gdf(
+            {
+                "unit_code": ["211202001001"] * 2,
+                "version": [1, 2],
+                "code": ["211202001001001", "211202001001004"],
+                "name": ["红旗一网格", "红旗四网格"],
+                "kind": ["base", "base"],
+                "purpose": [None, None],
+                "band_min": [80, 80],
+                "band_max": [120, 120],
+                "households": [412, 96],
+                "buildings": [12, 3],
+            },
+            [MultiPolygon([square(0, 0, 400)]), MultiPolygon([square(0, 0, 200)])],
+        ),
+        "grid_lineage": pd.DataFrame(
+            {
+                "unit_code": ["211202001001"] * 2,
+                "version": [2, 2],
+                "old_code": ["211202001001001"] * 2,
+                "new_code": ["211202001001004", "211202001001005"],
+                "households": [96, 316],
+                "share_of_old": [96 / 412, 316 / 412],
+                "share_of_new": [1.0, 1.0],
+                "area_share": [0.25, 0.75],
+            }
+        ),
+        "legacy_grids": gdf(
+            {"layer": ["police", "urban_management"], "code": ["JW-01", "CG-7"], "name": ["警务网格一", HOSTILE[3]]},
+            [MultiPolygon([square(0, 0, 300)]), MultiPolygon([square(0, 0, 310)])],
+        ),
+        "grid_crosswalk": pd.DataFrame(
+            {
+                "layer": ["police"],
+                "legacy_code": ["JW-01"],
+                "unified_code": ["211202001001004"],
+                "area_m2": [90_000.0],
+                "share_of_legacy": [1.0],
+                "share_of_unified": [0.9],
+                "households": [96],
+            }
+        ),
     }
 
 

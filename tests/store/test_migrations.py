@@ -14,10 +14,13 @@ from store import migrations, schema
 from store.schema import C, Table
 from tests.store.sample import LAT, LON, T0, gdf, samples
 
+BASE = migrations.latest_version()  # the real migrations; the fixture below adds two more
+
 
 @pytest.fixture
 def evolved_schema(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if a developer declared grids.color and a patrols table, and added migrations 2 and 3."""
+    """As if a developer declared grids.color and a patrols table, and added the next two migrations
+    (BASE + 1 and BASE + 2, BASE being the project's latest real migration)."""
     grids = schema.TABLES["grids"]
     grids2 = dataclasses.replace(grids, columns=(*grids.columns, C("color", "text")), indexes=(*grids.indexes, ("color",)))
     patrols = Table(
@@ -35,7 +38,11 @@ def evolved_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         migrations,
         "MIGRATIONS",
-        [*migrations.MIGRATIONS, migrations.add_columns(2, "grids", "color"), migrations.add_table(3, "patrols")],
+        [
+            *migrations.MIGRATIONS,
+            migrations.add_columns(BASE + 1, "grids", "color"),
+            migrations.add_table(BASE + 2, "patrols"),
+        ],
     )
 
 
@@ -52,11 +59,11 @@ def _exercise(store: Any) -> None:
 
 
 def test_upgrade_existing_database(store: Any, evolved_schema: None) -> None:
-    assert store.schema_version() == 1
-    assert store.migrate() == [2, 3]
+    assert store.schema_version() == BASE
+    assert store.migrate() == [BASE + 1, BASE + 2]
     assert store.migrate() == []
-    assert store.schema_version() == 3
-    assert store.migrations_applied()["version"].tolist() == [1, 2, 3]
+    assert store.schema_version() == BASE + 2
+    assert store.migrations_applied()["version"].tolist() == list(range(1, BASE + 3))
     _exercise(store)
 
 
@@ -76,7 +83,7 @@ def test_fresh_database_ends_up_the_same(
         fresh = PostGISStore(server.url(name), migrate=False)
         cleanup = (server, name)
     try:
-        assert fresh.migrate() == [1, 2, 3]  # 1 leaves out what 2 and 3 add
+        assert fresh.migrate() == list(range(1, BASE + 3))  # 1 leaves out what later ones add
         _exercise(fresh)
     finally:
         fresh.close()
