@@ -46,3 +46,15 @@ pytest: install-dev assets
 	$(VENV)/bin/pytest -q -ra
 
 test: lint typecheck pytest
+
+# Benchmarks: installs what they need (requirements-bench.txt, pinned) into the venv, then runs
+# them. `make bench BENCH="bench/partition_vs_spopt.py bench/demo_generation.py"` picks others.
+BENCH ?= bench/partition_vs_spopt.py
+.PHONY: bench
+
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install -q -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	@for script in $(BENCH); do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -31,7 +31,7 @@ with st.sidebar:
         st.session_state["lang"] = choice
         st.rerun()
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would also serve that folder as v1 pages
 nav = st.navigation(
     [
         st.Page(PAGES / "overview.py", title=t("page.map", lang), icon=":material/map:", url_path="map", default=True),

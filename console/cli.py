@@ -119,6 +119,279 @@ def export(
     typer.echo(t("cli.export.done", lang, rows=rows, kind=kind, path=file))
 
 
+def _band(text: str, lang: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.replace("–", "-").split("-", 1))
+    except ValueError:
+        _fail(f"--band must look like 80-120, not {text!r}", lang)
+        raise
+    if lo < 1 or hi < lo:
+        _fail(f"--band {text}: need 1 <= min <= max", lang)
+    return lo, hi
+
+
+def _read(path: Path, what: str, crs: str | None, lang: str, geometry: str | None = None) -> object:
+    from services.files import ImportRejected, read_layer
+
+    try:
+        frame, report = read_layer(path, crs=crs, what=what, geometry=geometry)  # type: ignore[arg-type]
+    except ImportRejected as exc:
+        typer.echo(t("cli.import.rejected", lang, problems=str(exc)), err=True)
+        raise typer.Exit(code=2) from None
+    for w in report.warnings[:10]:
+        typer.echo(f"  ! {what}: {w}")
+    return frame
+
+
+def _print_report(report: object, lang: str) -> None:
+    findings = getattr(report, "findings", ())
+    errors = [f for f in findings if f.severity == "error"]
+    warnings_ = [f for f in findings if f.severity == "warning"]
+    typer.echo(t("cli.validate.summary", lang, errors=len(errors), warnings=len(warnings_)))
+    for f in [*errors, *warnings_][:200]:
+        where = f" @ {', '.join(f.grids)}" if f.grids else ""
+        typer.echo(f"  {'✗' if f.severity == 'error' else '!'} [{f.code}]{where} {f.message}")
+
+
+@app.command()
+def partition(
+    buildings: Annotated[Path | None, typer.Argument(help="Buildings file (polygons; households or OSM levels)")] = None,
+    boundary: Annotated[Path | None, typer.Option(help="The village/community boundary file")] = None,
+    band: Annotated[str, typer.Option(help="Households per grid, min-max (urban 80-120, villages 30-50)")] = "80-120",
+    roads: Annotated[Path | None, typer.Option(help="Roads (lines) the grids should follow")] = None,
+    water: Annotated[Path | None, typer.Option(help="Rivers and lakes (polygons) the grids should follow")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of files that carry none: gcj02, bd09, EPSG:4490…")] = None,
+    households_field: Annotated[str, typer.Option(help="Column with household counts")] = "households",
+    area_per_household: Annotated[float, typer.Option(help="m² of floor area per household, to estimate")] = 90.0,
+    out: Annotated[Path | None, typer.Option(help="Output file (.gpkg, .geojson, .zip)")] = None,
+    unit: Annotated[str | None, typer.Option(help="Partition this unit from the database into a new draft")] = None,
+    all_units: Annotated[bool, typer.Option("--all", help="Partition every unit of the database (to --out)")] = False,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Partition buildings into micro-grids by household count, following roads and rivers.
+
+    File in, file out: ``gridconsole partition BUILDINGS --boundary FILE --band 80-120 --out grids.gpkg``.
+    Buildings without a household count (OpenStreetMap extracts) are estimated from footprint area
+    × levels ÷ --area-per-household. ``--unit CODE`` makes a draft in the database instead;
+    ``--all --out FILE`` partitions the whole city from the database with a progress bar."""
+    import geopandas as gpd
+
+    lo_hi = _band(band, lang)
+    started = time.perf_counter()
+    if all_units or unit:
+        from services import planning
+
+        store = _open(db)
+        if unit:
+            try:
+                draft_id = planning.create_draft(store, unit, method="partition", band=lo_hi, author="cli")
+            except (planning.PlanningError, ValueError) as exc:
+                _fail(str(exc), lang)
+                return
+            state = planning.evaluate(store, draft_id)
+            typer.echo(t("cli.partition.draft", lang, draft=draft_id, grids=int((state.grids["kind"] == "base").sum()),
+                         share=state.in_band_share))
+            _print_report(state.report, lang)
+            return
+        if out is None:
+            _fail("--all needs --out FILE", lang)
+            return
+        from tqdm import tqdm
+
+        units = store.count("admin_units", where={"level": "village"})
+        with tqdm(total=units, unit="unit", disable=quiet, desc="partition") as bar:
+            grids, stats = planning.partition_units(store, progress=bar.update)
+        from services.files import write_layer
+
+        write_layer(grids, out)
+        failed = stats[stats["error"].notna()]
+        typer.echo(t("cli.partition.all", lang, units=len(stats), grids=len(grids),
+                     households=int(grids["households"].sum()) if len(grids) else 0,
+                     share=float(grids["in_band"].mean()) if len(grids) else 0.0,
+                     seconds=time.perf_counter() - started, failed=len(failed), path=out))
+        for _, row in failed.head(10).iterrows():
+            typer.echo(f"  ! {row['unit_code']}: {row['error']}")
+        return
+    if buildings is None or boundary is None or out is None:
+        _fail("give BUILDINGS, --boundary and --out (or --unit / --all with --db)", lang)
+        return
+    from geo.crs import to_metric
+    from geo.households import estimate_households
+    from geo.partition import partition as run_partition
+    from services.files import write_layer
+
+    b = _read(buildings, "buildings", crs, lang, "polygon")
+    parent = _read(boundary, "boundary", crs, lang, "polygon")
+    assert isinstance(b, gpd.GeoDataFrame) and isinstance(parent, gpd.GeoDataFrame)
+    b = b.rename(columns={households_field: "households"}) if households_field in b.columns else b
+    estimated = estimate_households(b, area_per_household_m2=area_per_household)
+    n_est = int(estimated["households_estimated"].sum())
+    if n_est:
+        typer.echo(t("cli.partition.estimated", lang, n=n_est, area=area_per_household))
+    metric = to_metric(estimated)
+    shape = parent.to_crs(metric.crs).geometry.union_all()
+    inside = metric.geometry.representative_point().within(shape)
+    if (~inside).any():
+        typer.echo(t("cli.partition.outside", lang, n=int((~inside).sum())))
+    metric = metric[inside.to_numpy() & (metric["households"] > 0).to_numpy()]
+    if len(metric) == 0 or metric["households"].sum() < lo_hi[0]:
+        _fail(f"the boundary holds {int(metric['households'].sum()) if len(metric) else 0} households: "
+              f"no partition can meet band {lo_hi[0]}-{lo_hi[1]}", lang)
+    extra: dict[str, object] = {}
+    if roads is not None:
+        extra["roads"] = _read(roads, "roads", crs, lang, "line").to_crs(metric.crs)  # type: ignore[attr-defined]
+    if water is not None:
+        extra["water"] = _read(water, "water", crs, lang, "polygon").to_crs(metric.crs)  # type: ignore[attr-defined]
+    try:
+        grids, _labels = run_partition(metric, boundary=shape, band=lo_hi, **extra)  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(str(exc), lang)
+        return
+    write_layer(grids, out, crs=crs if crs in ("gcj02", "bd09") else None)
+    typer.echo(t("cli.partition.done", lang, grids=len(grids), share=float(grids["in_band"].mean()),
+                 households=int(grids["households"].sum()), seconds=time.perf_counter() - started, path=out))
+
+
+@app.command()
+def validate(
+    grids: Annotated[Path | None, typer.Argument(help="Grids file to check (or --draft ID)")] = None,
+    boundary: Annotated[Path | None, typer.Option(help="The unit's boundary file")] = None,
+    buildings: Annotated[Path | None, typer.Option(help="Buildings file with households")] = None,
+    band: Annotated[str, typer.Option(help="Households per grid, min-max")] = "80-120",
+    crs: Annotated[str | None, typer.Option(help="CRS of files that carry none")] = None,
+    draft: Annotated[int | None, typer.Option(help="Check a draft in the database")] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Check a draft or a grids file: gaps, overlaps, parts outside the unit, bands, contiguity,
+    buildings in no grid or two, grids without a worker. Exit code 1 when there are errors."""
+    if draft is not None:
+        from services import planning
+
+        try:
+            report = planning.evaluate(_open(db), draft).report
+        except planning.PlanningError as exc:
+            _fail(str(exc), lang)
+            return
+    else:
+        if grids is None or boundary is None:
+            _fail("give GRIDS and --boundary, or --draft ID", lang)
+            return
+        import geopandas as gpd
+
+        from geo.audit import audit_grids
+        from geo.crs import to_metric
+
+        read = _read(grids, "grids", crs, lang, "polygon")
+        assert isinstance(read, gpd.GeoDataFrame)
+        g = to_metric(read)
+        parent = _read(boundary, "boundary", crs, lang, "polygon")
+        assert isinstance(parent, gpd.GeoDataFrame)
+        b = _read(buildings, "buildings", crs, lang, "polygon") if buildings is not None else None
+        if "code" not in g.columns:
+            g["code"] = [f"#{i + 1}" for i in range(len(g))]
+        report = audit_grids(
+            g, parent=parent.to_crs(g.crs).geometry.union_all(), band=_band(band, lang),
+            buildings=b.to_crs(g.crs) if b is not None else None,  # type: ignore[attr-defined]
+        )
+    _print_report(report, lang)
+    raise typer.Exit(code=1 if report.errors else 0)
+
+
+@app.command()
+def publish(
+    grids: Annotated[Path | None, typer.Argument(help="Grids file to publish for --unit (or --draft ID)")] = None,
+    draft: Annotated[int | None, typer.Option(help="Publish a draft from the database")] = None,
+    unit: Annotated[str | None, typer.Option(help="The village/community code the grids file is for")] = None,
+    effective: Annotated[str | None, typer.Option(help="Effective date, e.g. 2026-12-01 (default: now)")] = None,
+    accept_warnings: Annotated[str | None, typer.Option(help="Reason for publishing despite warnings")] = None,
+    author: Annotated[str | None, typer.Option(help="Who publishes")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of a grids file that carries none")] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Publish a draft (or a grids file for a unit) as the unit's next grid version."""
+    import pandas as pd
+
+    from services import planning
+
+    store = _open(db)
+    when = None
+    if effective:
+        try:
+            when = pd.Timestamp(effective).to_pydatetime()
+        except ValueError:
+            _fail(f"--effective {effective!r} is not a date", lang)
+    if draft is None:
+        if grids is None or unit is None:
+            _fail("give --draft ID, or a grids file with --unit CODE", lang)
+            return
+        frame = _read(grids, "grids", crs, lang, "polygon")
+        try:
+            draft = planning.create_draft(store, unit, method="frame", grids=frame, author=author)  # type: ignore[arg-type]
+        except planning.PlanningError as exc:
+            _fail(str(exc), lang)
+            return
+    try:
+        result = planning.publish(store, draft, author=author, effective_at=when, accept_warnings=accept_warnings)
+    except planning.PublishRefused as exc:
+        typer.echo(t("cli.error", lang, error=str(exc)), err=True)
+        _print_report(exc.report, lang)
+        raise typer.Exit(code=1) from None
+    except (planning.PlanningError, planning.ConflictError) as exc:
+        _fail(str(exc), lang)
+        return
+    typer.echo(t("cli.publish.done", lang, unit=result.unit_code, version=result.version, grids=len(result.codes),
+                 cases=result.cases_moved, staff=result.staff_links))
+
+
+@app.command()
+def unify(
+    layers: Annotated[list[Path], typer.Argument(help="Legacy grid layers, one file per department")],
+    names: Annotated[str | None, typer.Option(help="Comma-separated layer names (default: file names)")] = None,
+    code_field: Annotated[str, typer.Option(help="Column holding each legacy grid's code")] = "code",
+    boundary: Annotated[Path | None, typer.Option(help="Territory to unify (default: union of layers)")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of files that carry none")] = None,
+    out: Annotated[Path, typer.Option(help="Unified grids output (.gpkg, .geojson, .zip)")] = Path("unified.gpkg"),
+    crosswalk: Annotated[Path, typer.Option(help="Crosswalk table output (.csv)")] = Path("crosswalk.csv"),
+    lang: LangOption = "zh",
+) -> None:
+    """Propose one unified grid set from several departments' legacy layers, with a crosswalk
+    from each legacy grid to the unified grids and the places where the layers disagree."""
+    import geopandas as gpd
+
+    from geo.unify import unify as run_unify
+    from services.files import write_layer
+
+    labels = names.split(",") if names else [p.stem for p in layers]
+    if len(labels) != len(layers):
+        _fail("--names must name every layer", lang)
+    frames: dict[str, gpd.GeoDataFrame] = {}
+    for label, path in zip(labels, layers, strict=True):
+        frame = _read(path, label, crs, lang, "polygon")
+        assert isinstance(frame, gpd.GeoDataFrame)
+        if code_field not in frame.columns:
+            _fail(f"{path.name} has no {code_field!r} column (use --code-field)", lang)
+        frames[label] = frame.rename(columns={code_field: "code"})
+    territory = None
+    if boundary is not None:
+        b = _read(boundary, "boundary", crs, lang, "polygon")
+        territory = b.geometry.union_all()  # type: ignore[attr-defined]
+    try:
+        result = run_unify(frames, boundary=territory)
+    except ValueError as exc:
+        _fail(str(exc), lang)
+        return
+    write_layer(result.grids, out, name="unified")
+    result.crosswalk.to_csv(crosswalk, index=False, encoding="utf-8-sig")
+    if len(result.disagreements):
+        write_layer(result.disagreements, out.with_name(out.stem + "-disagreements" + out.suffix), name="disagreements")
+    typer.echo(t("cli.unify.done", lang, layers=len(frames), grids=len(result.grids),
+                 agreement=result.agreement, disagreements=len(result.disagreements), path=out))
+
+
 @app.command()
 def assets(force: Annotated[bool, typer.Option(help="Reinstall even when present")] = False) -> None:
     """Install the map's JavaScript and CSS from the npm registry into console/static/vendor."""

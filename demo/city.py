@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -449,10 +450,18 @@ def _frame(rows: list[dict], crs: str = METRIC) -> gpd.GeoDataFrame:
 
 
 def _partition_units(
-    units: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, progress: Progress
+    units: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    progress: Progress,
+    *,
+    roads: list[Any] | None = None,
+    water: Any = None,
 ) -> tuple[gpd.GeoDataFrame, pd.Series]:
-    """Micro-grids for every village/community; returns grids (metric) and each building's grid code."""
+    """Micro-grids for every village/community, following its roads and the river; returns grids
+    (metric) and each building's grid code."""
     grid_rows: list[gpd.GeoDataFrame] = []
+    road_geoms = np.asarray([g for g in (roads or []) if g is not None and not g.is_empty], dtype=object)
+    road_index = shapely.STRtree(road_geoms) if len(road_geoms) else None
     assignment = pd.Series(pd.NA, index=buildings.index, dtype="object")
     residential = buildings[buildings["households"] > 0]
     by_unit = dict(tuple(residential.groupby("unit_code")))
@@ -470,7 +479,9 @@ def _partition_units(
             )
             labels = pd.Series(dtype="int64")
         else:
-            grids, labels = partition(members, boundary=boundary, band=band)
+            near = road_geoms[road_index.query(boundary)] if road_index is not None else road_geoms
+            river = [water] if water is not None and water.intersects(boundary) else None
+            grids, labels = partition(members, boundary=boundary, band=band, roads=list(near), water=river)
         codes = grid_codes(grids, village_code=code)
         grids = grids.assign(code=codes.to_numpy(), unit_code=code, band_min=band[0], band_max=band[1])
         label_to_code = dict(zip(grids["label"], grids["code"], strict=True))
@@ -501,7 +512,9 @@ def generate(
     buildings = _frame(b.buildings)
     buildings["id"] = np.arange(1, len(buildings) + 1, dtype="int64")
 
-    grids, assignment = _partition_units(units, buildings, progress)
+    grids, assignment = _partition_units(
+        units, buildings, progress, roads=[r["geom"] for r in b.roads], water=b.water
+    )
     buildings["grid_code"] = assignment
     grids["kind"] = "base"
     grids["purpose"] = None

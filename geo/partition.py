@@ -9,6 +9,51 @@
   convex cut region (clipped to the boundary), which keeps grids in one piece; it adds per-grid
   statistics. :func:`compactness` scores shapes.
 
+* With ``roads`` and/or ``water``, :func:`partition` follows them (:func:`edge_alignment`
+  measures how well: the share of the grids' internal edges within a few metres of a road or
+  river bank). The algorithm:
+
+  1. **Blocks.** The boundary is cut by the road centre lines and water outlines into blocks
+     (:func:`geo.blocks.blocks`: polygonize the noded lines; slivers merged), in metres
+     (geographic input goes to the UTM zone of the boundary, in a region 0.5 m wider so the
+     final clip to the original boundary leaves no gap).
+  2. **Buildings to blocks.** Each building belongs to the block holding its representative
+     point (else the nearest block). A footprint reaching into another block (a road drawn
+     through a building) is made whole in step 6.
+  3. **Empty blocks.** Blocks without households (parks, water, a plaza) join the neighbour with
+     the longest shared edge, repeatedly, adding no households; an island of the boundary with
+     no buildings joins the nearest region at the end.
+  4. **Growing regions.** A region (a connected set of blocks) is *feasible* when some number of
+     grids puts all of them in the band by its sums (buildings of more than ``band[1]``
+     households apart, one grid each). Infeasible regions — too few households, or between one
+     grid's maximum and two grids' minimum (121–159 for 80–120) — are merged into a neighbour,
+     smallest first; the neighbour is chosen by cost: a merge that stays infeasible costs most,
+     then one that turns a single-grid region into one needing an internal cut, then
+     ``1 - Polsby–Popper`` of the merged shape, less a bonus for a long shared edge (and, while
+     infeasible, a small cost for a large partner so that regions grow evenly).
+  5. **Cutting.** A region holding at most ``band[1]`` households is one grid. A larger one is
+     cut by the bisection above, with the region as its boundary (an oversized building is its
+     own grid there, flagged ``oversized``). Household counts come in chunks (three slabs of 56
+     meet the band by sums, not as whole slabs), so regions whose grids still miss the band are
+     then merged with a neighbour and cut together when that leaves fewer grids out of the band
+     (most misses first, at most 200 trial cuts, and only while each grid brought into the band
+     costs less than 2.0 of ``1 - Polsby–Popper`` per grid, summed over the grids). Where the
+     bisection had to cut through footprints and carving them out (step 6) would cut a grid in
+     two, the region's grids are drawn around the footprints instead (Voronoi cells of points
+     along the outlines, dissolved per grid) when that keeps every grid in one piece.
+  6. **Clean-up.** Parts of a grid cut off from it by a concave region join the neighbour with
+     the longest shared edge (taking their buildings along); where a cut line still crosses a
+     footprint, the footprint's part in the neighbouring grid moves to the building's grid, so
+     every footprint lies wholly in one grid. The grids are brought back to the input CRS and
+     clipped to the boundary: they cover it exactly and each is one polygon unless the boundary
+     itself is in pieces.
+
+  On the synthetic street grids of the tests this keeps ~99 % of urban grids in the band (at
+  least 96 % in each of ten communities) with about half of all internal grid edges on roads
+  (against 10–20 % for the straight partition). Where only a merge across a road brings grids
+  into the band (a community of two big blocks whose slabs do not group well) the band wins and
+  the road is crossed.
+
 The bisection is vectorised level by level (all nodes of one depth at once): a 5,000-house
 village takes a few tens of milliseconds, 100,000 houses about a second. When household counts
 come in chunks (apartment slabs of 20–56 households, towers of 108, against a band of 80–120) the
@@ -29,10 +74,19 @@ import numpy.typing as npt
 import pandas as pd
 import pyproj
 import shapely
+import shapely.affinity
 
+from geo.blocks import as_geometries, blocks, reproject, shared_edges
 from geo.crs import require_crs, utm_crs
 
-__all__ = ["choose_grid_count", "compactness", "partition", "partition_households", "tessellate"]
+__all__ = [
+    "choose_grid_count",
+    "compactness",
+    "edge_alignment",
+    "partition",
+    "partition_households",
+    "tessellate",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -962,9 +1016,16 @@ def _voronoi_by_label(
 def _clip_to_boundary(pieces: list[Any], sites: _Sites, boundary: Any) -> npt.NDArray[Any]:
     """Bring metric polygons back to the input CRS and intersect them with the boundary there,
     so the outer edges are exactly the boundary's."""
+    return _clip_metric(pieces, sites.metric, sites.source, boundary)
+
+
+def _clip_metric(
+    pieces: list[Any], metric: pyproj.CRS, source: pyproj.CRS, boundary: Any
+) -> npt.NDArray[Any]:
+    """:func:`_clip_to_boundary` for polygons in ``metric`` and a boundary in ``source``."""
     array = _clean_coverage(np.asarray(pieces, dtype=object))  # vertex-matched before reprojecting
-    if not sites.source.equals(sites.metric):
-        back = pyproj.Transformer.from_crs(sites.metric, sites.source, always_xy=True)
+    if not source.equals(metric):
+        back = pyproj.Transformer.from_crs(metric, source, always_xy=True)
 
         def _back(xy: FloatArray) -> FloatArray:
             bx, by = back.transform(xy[:, 0], xy[:, 1])
@@ -1079,6 +1140,49 @@ def _tree_tessellation(
 # --------------------------------------------------------------------------------------------
 
 
+def _empty_grids(crs: Any) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "label": np.zeros(0, dtype=np.int64),
+            "households": np.zeros(0, dtype=np.int64),
+            "buildings": np.zeros(0, dtype=np.int64),
+            "in_band": np.zeros(0, dtype=bool),
+            "oversized": np.zeros(0, dtype=bool),
+        },
+        geometry=[],
+        crs=crs,
+    )
+
+
+def _grid_frame(
+    unique_labels: IntArray,
+    labels: IntArray,
+    w: FloatArray,
+    geometry: Any,
+    band: tuple[float, float],
+    crs: Any,
+) -> gpd.GeoDataFrame:
+    """Per-grid statistics: households (sum), buildings (count), in_band, oversized (the grid
+    holds a building of more than ``band[1]`` households, which is then its only building)."""
+    lo, hi = band
+    size = int(unique_labels.max()) + 1 if len(unique_labels) else 0
+    totals = np.bincount(labels, weights=w, minlength=size)[unique_labels]
+    counts = np.bincount(labels, minlength=size)[unique_labels]
+    big = np.bincount(labels, weights=(w > hi).astype(np.float64), minlength=size)[unique_labels] > 0
+    whole = bool(np.all(totals == np.round(totals)))
+    return gpd.GeoDataFrame(
+        {
+            "label": unique_labels,
+            "households": totals.astype(np.int64) if whole else totals,
+            "buildings": counts.astype(np.int64),
+            "in_band": (totals >= lo) & (totals <= hi),
+            "oversized": big,
+        },
+        geometry=geometry,
+        crs=crs,
+    )
+
+
 def partition(
     buildings: gpd.GeoDataFrame,
     *,
@@ -1086,48 +1190,632 @@ def partition(
     band: tuple[int, int] = (80, 120),
     households: str = "households",
     target: int | None = None,
+    roads: Any = None,
+    water: Any = None,
 ) -> tuple[gpd.GeoDataFrame, pd.Series]:
     """Partition buildings into grids covering ``boundary`` exactly: ``(grids, labels)``.
 
-    ``labels`` is :func:`partition_households`' result. The grid polygons are the bisection's own
-    convex cut regions (cut lines run through gaps between footprints where possible), clipped to
-    the boundary — unlike a Voronoi dissolve (:func:`tessellate`) they are contiguous unless the
-    boundary itself splits them. ``grids`` has columns ``label``, ``households`` (sum),
-    ``buildings`` (count), ``in_band`` (bool) and ``geometry`` in the buildings' CRS.
+    Without ``roads`` and ``water``, ``labels`` is :func:`partition_households`' result and the
+    grid polygons are the bisection's own convex cut regions (cut lines run through gaps between
+    footprints where possible), clipped to the boundary — unlike a Voronoi dissolve
+    (:func:`tessellate`) they are contiguous unless the boundary itself splits them.
+
+    With ``roads`` (centre lines) and/or ``water`` (river/lake polygons or lines) — frames in any
+    CRS (reprojected), or plain geometries in the buildings' CRS — grids follow them: the
+    boundary is cut into blocks, blocks are grown into regions meeting the band and only regions
+    with more than one grid's households are cut by the bisection (see the module docstring).
+    An empty ``roads`` is allowed: the boundary's parts are then the blocks.
+
+    ``grids`` has columns ``label``, ``households`` (sum), ``buildings`` (count), ``in_band``
+    (bool), ``oversized`` (bool: the grid is a single building of more than ``band[1]``
+    households) and ``geometry`` in the buildings' CRS; ``boundary`` is in that CRS too.
     """
     lo, hi = _check_band(band)
     _check_boundary(boundary)
+    if roads is not None or water is not None:
+        return _partition_by_blocks(
+            buildings,
+            boundary=boundary,
+            band=(lo, hi),
+            households=households,
+            target=target,
+            roads=roads,
+            water=water,
+        )
     labels, tree, sites, carved, w = _partition_core(
         buildings, households=households, band=band, target=target
     )
     label_series = pd.Series(labels, index=buildings.index, name="label")
     if tree is None or sites is None:
-        empty = gpd.GeoDataFrame(
-            {
-                "label": np.zeros(0, dtype=np.int64),
-                "households": np.zeros(0, dtype=np.int64),
-                "buildings": np.zeros(0, dtype=np.int64),
-                "in_band": np.zeros(0, dtype=bool),
-            },
-            geometry=[],
-            crs=buildings.crs,
-        )
-        return empty, label_series
+        return _empty_grids(buildings.crs), label_series
     unique_labels, geometry = _tree_tessellation(tree, sites, labels, carved, boundary)
-    totals = np.bincount(labels, weights=w, minlength=len(unique_labels))[unique_labels]
-    counts = np.bincount(labels, minlength=len(unique_labels))[unique_labels]
-    whole = bool(np.all(totals == np.round(totals)))
-    grids = gpd.GeoDataFrame(
-        {
-            "label": unique_labels,
-            "households": totals.astype(np.int64) if whole else totals,
-            "buildings": counts.astype(np.int64),
-            "in_band": (totals >= lo) & (totals <= hi),
-        },
-        geometry=geometry,
-        crs=buildings.crs,
+    return _grid_frame(unique_labels, labels, w, geometry, (lo, hi), buildings.crs), label_series
+
+
+# --------------------------------------------------------------------------------------------
+# Following roads and water: blocks grown into regions
+# --------------------------------------------------------------------------------------------
+
+# Geographic input is cut into blocks in a region this many metres wider than the boundary.
+_RIM_M = 0.5
+# Region growing: a merge that leaves the region unable to meet the band by its sums costs
+# _INFEASIBLE_COST; one that turns a single-grid region into one needing an internal cut,
+# _NEW_CUT_COST; then 1 - Polsby-Popper of the merged shape, less _EDGE_BONUS times the shared
+# edge's share of the smaller perimeter, plus (while infeasible) _GROW_COST times the merged
+# households per band maximum (grow evenly: prefer small partners).
+_INFEASIBLE_COST = 4.0
+_NEW_CUT_COST = 1.0
+_EDGE_BONUS = 0.5
+_GROW_COST = 0.5
+_AIM_COST = 0.25
+
+
+def _band_feasible(rest: float, solo: int, lo: float, hi: float) -> bool:
+    """Some grid count puts every grid in the band by sums (oversized buildings apart)."""
+    if rest <= 1e-9:
+        return solo > 0
+    return math.ceil(rest / hi - 1e-9) <= math.floor(rest / lo + 1e-9)
+
+
+class _Regions:
+    """Union of blocks (union-find by root), with households, shape and adjacency per root."""
+
+    def __init__(
+        self,
+        area: FloatArray,
+        perimeter: FloatArray,
+        total: FloatArray,
+        rest: FloatArray,
+        solo: IntArray,
+        edges: tuple[IntArray, IntArray, FloatArray],
+    ) -> None:
+        n = len(area)
+        self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
+        self.area = area.astype(np.float64).copy()
+        self.perimeter = perimeter.astype(np.float64).copy()
+        self.total = total.astype(np.float64).copy()
+        self.rest = rest.astype(np.float64).copy()
+        self.solo = solo.astype(np.int64).copy()
+        self.nbrs: dict[int, dict[int, float]] = {i: {} for i in range(n)}
+        for a, b, ln in zip(*(e.tolist() for e in edges), strict=True):
+            if a != b:
+                self.nbrs[a][b] = self.nbrs[a].get(b, 0.0) + ln
+                self.nbrs[b][a] = self.nbrs[b].get(a, 0.0) + ln
+        self.root = np.arange(n, dtype=np.int64)
+
+    def find(self, block: int) -> int:
+        return int(self.root[block])
+
+    def merge(self, host: int, guest: int) -> None:
+        """Merge region ``guest`` into region ``host`` (both roots)."""
+        if host == guest:
+            return
+        shared = self.nbrs[host].pop(guest, 0.0)
+        self.nbrs[guest].pop(host, None)
+        for other, ln in self.nbrs.pop(guest).items():
+            self.nbrs[other].pop(guest)
+            self.nbrs[other][host] = self.nbrs[other].get(host, 0.0) + ln
+            self.nbrs[host][other] = self.nbrs[host].get(other, 0.0) + ln
+        self.area[host] += self.area[guest]
+        self.perimeter[host] += self.perimeter[guest] - 2.0 * shared
+        self.total[host] += self.total[guest]
+        self.rest[host] += self.rest[guest]
+        self.solo[host] += self.solo[guest]
+        moved = self.members.pop(guest)
+        self.root[moved] = host
+        self.members[host].extend(moved)
+
+
+def _attach_empty(regions: _Regions) -> None:
+    """Regions without households (parks, water) join the neighbour with the longest shared edge,
+    repeatedly, so that chains of them reach a region with households; they add no households."""
+    changed = True
+    while changed:
+        changed = False
+        for g in sorted(regions.members):
+            if g not in regions.members or regions.total[g] > 0:
+                continue
+            nbrs = regions.nbrs[g]
+            if not nbrs:
+                continue
+            full = {h: ln for h, ln in nbrs.items() if regions.total[h] > 0}
+            if not full:
+                continue
+            host = max(full, key=lambda h: (round(full[h], 6), -h))
+            regions.merge(host, g)
+            changed = True
+
+
+def _grow(regions: _Regions, lo: float, hi: float, aim: float) -> None:
+    """Merge regions that cannot meet the band by their sums (too few households, or between one
+    grid's maximum and two grids' minimum) into neighbours, smallest first, until none can."""
+    width = max(hi - lo, 1e-9)
+    stuck: set[int] = set()
+    while True:
+        open_regions = [
+            g
+            for g in regions.members
+            if regions.total[g] > 0
+            and g not in stuck
+            and not _band_feasible(regions.rest[g], int(regions.solo[g]), lo, hi)
+        ]
+        if not open_regions:
+            return
+        g = min(open_regions, key=lambda r: (regions.rest[r], regions.total[r], r))
+        options = {h: ln for h, ln in regions.nbrs[g].items() if regions.total[h] > 0}
+        if not options:
+            stuck.add(g)
+            continue
+        best_cost, best = math.inf, -1
+        for h, shared in sorted(options.items()):
+            rest = regions.rest[g] + regions.rest[h]
+            solo = int(regions.solo[g] + regions.solo[h])
+            feasible = _band_feasible(rest, solo, lo, hi)
+            area = regions.area[g] + regions.area[h]
+            perimeter = max(regions.perimeter[g] + regions.perimeter[h] - 2.0 * shared, 1e-9)
+            pp = min(4.0 * math.pi * area / perimeter**2, 1.0)
+            cost = (
+                1.0 - pp - _EDGE_BONUS * shared / max(min(regions.perimeter[g], regions.perimeter[h]), 1e-9)
+            )
+            if not feasible:
+                cost += _INFEASIBLE_COST + _GROW_COST * rest / hi
+            elif rest > hi:
+                cost += _NEW_CUT_COST if regions.rest[h] <= hi else 0.0
+            else:
+                cost += _AIM_COST * abs(rest - aim) / width
+            cost = round(cost, 6)  # ties (a regular street grid) must not hinge on rounding noise
+            if cost < best_cost:
+                best_cost, best = cost, h
+        regions.merge(best, g)
+        stuck.discard(best)
+
+
+def _make_contiguous(
+    pieces: list[Any],
+    rows: list[IntArray],
+    points: npt.NDArray[Any],
+    w: FloatArray,
+) -> tuple[list[Any], list[IntArray]]:
+    """Give away the detached parts of grids: a convex cut region clipped to a concave region can
+    fall apart. Every part but the one with most households (then area) joins the neighbouring
+    grid with the longest shared edge, taking its buildings along; parts with no neighbour (an
+    island of the boundary) stay. Buildings go with the part holding their representative point.
+    """
+    for _ in range(4):
+        parts: list[Any] = []
+        owner: list[int] = []
+        for p, geom in enumerate(pieces):
+            for part in shapely.get_parts(geom):
+                if part.geom_type == "Polygon" and not part.is_empty:
+                    parts.append(part)
+                    owner.append(p)
+        owner_arr = np.asarray(owner, dtype=np.int64)
+        counts = (
+            np.bincount(owner_arr, minlength=len(pieces)) if len(owner_arr) else np.zeros(len(pieces), int)
+        )
+        split = np.flatnonzero(counts > 1)
+        if not len(split):
+            break
+        part_arr = np.asarray(parts, dtype=object)
+        part_rows: dict[int, IntArray] = {}
+        orphans: list[int] = []
+        for p in split.tolist():
+            idx = np.flatnonzero(owner_arr == p)
+            members = rows[p]
+            hit_part, hit_row = shapely.STRtree(points[members]).query(part_arr[idx], predicate="intersects")
+            weights = np.zeros(len(idx))
+            taken = np.zeros(len(members), dtype=bool)
+            for local, r in zip(hit_part.tolist(), hit_row.tolist(), strict=True):
+                if taken[r]:
+                    continue
+                taken[r] = True
+                weights[local] += w[members[r]]
+                part_rows.setdefault(int(idx[local]), np.zeros(0, dtype=np.int64))
+                part_rows[int(idx[local])] = np.append(part_rows[int(idx[local])], members[r])
+            areas = shapely.area(part_arr[idx])
+            main = max(range(len(idx)), key=lambda i: (weights[i], areas[i], -i))
+            orphans.extend(int(idx[i]) for i in range(len(idx)) if i != main)
+        left, right, length = shared_edges(part_arr)
+        nbrs: dict[int, dict[int, float]] = {}
+        for a, b, ln in zip(left.tolist(), right.tolist(), length.tolist(), strict=True):
+            if owner_arr[a] != owner_arr[b]:
+                nbrs.setdefault(a, {})[b] = ln
+                nbrs.setdefault(b, {})[a] = ln
+        changed = False
+        for o in sorted(orphans, key=lambda i: (parts[i].area, i)):
+            options = nbrs.get(o, {})
+            if not options:
+                continue
+            host_part = max(options, key=lambda q: (round(options[q], 6), -q))
+            old, new = int(owner_arr[o]), int(owner_arr[host_part])
+            if old == new:
+                continue
+            owner_arr[o] = new
+            moving = part_rows.get(o, np.zeros(0, dtype=np.int64))
+            if len(moving):
+                rows[old] = np.setdiff1d(rows[old], moving)
+                rows[new] = np.union1d(rows[new], moving)
+            changed = True
+        if not changed:
+            break
+        pieces = [
+            _union_parts([parts[i] for i in np.flatnonzero(owner_arr == p)]) for p in range(len(pieces))
+        ]
+    return pieces, rows
+
+
+def _union_parts(parts: list[Any]) -> Any:
+    if not parts:
+        return shapely.Polygon()
+    if len(parts) == 1:
+        return parts[0]
+    array = np.asarray(parts, dtype=object)
+    try:
+        merged = shapely.coverage_union_all(array)
+    except shapely.errors.GEOSException:  # not exactly noded (T-junctions between regions)
+        merged = None
+    if merged is None or not merged.is_valid:
+        try:
+            merged = shapely.union_all(array)
+        except shapely.errors.GEOSException:  # nearly degenerate input: snap to a fine grid
+            minx, miny, maxx, maxy = shapely.total_bounds(array)
+            merged = shapely.union_all(array, grid_size=1e-9 * max(maxx - minx, maxy - miny, 1e-9))
+    return _polygonal(merged)
+
+
+def _partition_by_blocks(
+    buildings: gpd.GeoDataFrame,
+    *,
+    boundary: Any,
+    band: tuple[float, float],
+    households: str,
+    target: float | None,
+    roads: Any,
+    water: Any,
+) -> tuple[gpd.GeoDataFrame, pd.Series]:
+    """The road-following partition (see the module docstring)."""
+    lo, hi = band
+    require_crs(buildings)
+    if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
+        raise ValueError(f"target must be a positive number, got {target!r}")
+    n = len(buildings)
+    if n == 0:
+        return _empty_grids(buildings.crs), pd.Series(
+            np.zeros(0, dtype=np.int64), index=buildings.index, name="label"
+        )
+    w = _household_counts(buildings, households)
+    _sites(buildings)  # the same geometry checks as the plain partition
+    source = pyproj.CRS.from_user_input(buildings.crs)
+    footprints = np.asarray(buildings.geometry.values, dtype=object)
+    if source.is_geographic:
+        minx, miny, maxx, maxy = boundary.bounds
+        metric = utm_crs((minx + maxx) / 2.0, (miny + maxy) / 2.0)
+        footprints = np.asarray(reproject(footprints, source, metric), dtype=object)
+        region = reproject(boundary, source, metric)
+        if not region.is_valid:
+            region = _polygonal(shapely.make_valid(region))
+        # a straight edge in degrees is not quite straight in metres: work in a slightly larger
+        # region so that clipping to the original boundary at the end leaves no gap along it
+        region = shapely.buffer(region, _RIM_M, join_style="mitre")
+    else:
+        metric, region = source, boundary
+    road_lines = as_geometries(roads, crs=metric, default_crs=source)
+    water_geoms = as_geometries(water, crs=metric, default_crs=source)
+    blk = blocks(region, roads=road_lines, water=water_geoms, crs=metric)
+    cells = np.asarray(blk.geometry.values, dtype=object)
+    n_blocks = len(cells)
+
+    # every building belongs to the block holding its representative point (else the nearest)
+    solid = np.asarray(shapely.make_valid(footprints), dtype=object)
+    points = np.asarray(shapely.point_on_surface(solid), dtype=object)
+    tree = shapely.STRtree(cells)
+    hit_pt, hit_cell = tree.query(points, predicate="intersects")
+    home = np.full(n, -1, dtype=np.int64)
+    home[hit_pt[::-1]] = hit_cell[::-1]
+    lost = np.flatnonzero(home < 0)
+    if len(lost):
+        near_pt, near_cell = tree.query_nearest(points[lost], all_matches=False)
+        home[lost[near_pt]] = near_cell
+
+    area = np.asarray(shapely.area(cells), dtype=np.float64)
+    perimeter = np.asarray(shapely.length(cells), dtype=np.float64)
+    big = w > hi
+    total = np.asarray(np.bincount(home, weights=w, minlength=n_blocks), dtype=np.float64)
+    rest = np.asarray(np.bincount(home, weights=np.where(big, 0.0, w), minlength=n_blocks), dtype=np.float64)
+    solo = np.bincount(home, weights=big.astype(np.float64), minlength=n_blocks).astype(np.int64)
+    regions = _Regions(area, perimeter, total, rest, solo, shared_edges(cells))
+
+    _attach_empty(regions)
+    aim = (lo + hi) / 2.0 if target is None else float(target)
+    _grow(regions, lo, hi, aim)
+    _attach_islands(regions, cells)
+    cutter = _RegionCutter(footprints, w, metric, band, target)
+    _improve(regions, home, cells, cutter)
+
+    region_of = regions.root[home]
+    pieces: list[Any] = []
+    piece_rows: list[IntArray] = []
+    for g in sorted(regions.members):
+        geom = _union_parts([cells[i] for i in sorted(regions.members[g])])
+        for piece, members in cutter.grids(np.flatnonzero(region_of == g), geom):
+            pieces.append(piece)
+            piece_rows.append(members)
+    pieces, piece_rows = _make_contiguous(pieces, piece_rows, points, w)
+    pieces, piece_rows = _carve_footprints(pieces, piece_rows, solid)
+    # Carving can cut a grid in two, or leave two parts joined by a hairline that noding the
+    # coverage removes; every footprint now lies in one part of its grid, so parts given away
+    # take whole buildings along. Once more at the end, on the grids as returned.
+    pieces = list(_clean_coverage(np.asarray(pieces, dtype=object)))
+    pieces, piece_rows = _make_contiguous(pieces, piece_rows, points, w)
+    geometry = _clip_metric(pieces, metric, source, boundary)
+    if (shapely.get_num_geometries(geometry) > 1).any():
+        own_points = points if metric.equals(source) else np.asarray(reproject(points, metric, source), dtype=object)
+        final, piece_rows = _make_contiguous(list(geometry), piece_rows, own_points, w)
+        geometry = _clean_coverage(np.asarray(final, dtype=object))
+
+    labels = np.full(n, -1, dtype=np.int64)
+    for label, rows in enumerate(piece_rows):
+        labels[rows] = label
+    unique_labels = np.arange(len(pieces), dtype=np.int64)
+    grids = _grid_frame(unique_labels, labels, w, geometry, band, buildings.crs)
+    return grids, pd.Series(labels, index=buildings.index, name="label")
+
+
+# A footprint with more than this share outside its grid's cut region is "crossed".
+_CROSSED = 1e-3
+# Footprint outlines are sampled every _SAMPLE_M metres (at most _SAMPLES points per building)
+# to draw grids around footprints (:func:`_footprint_cells`).
+_SAMPLE_M = 2.0
+_SAMPLES = 64
+
+
+def _footprint_cells(footprints: npt.NDArray[Any], group: IntArray, n_groups: int, region: Any) -> list[Any]:
+    """Grids drawn around footprints: the Voronoi cells of points along every footprint's outline
+    (coincident points merged), dissolved per group and clipped to ``region``. A building's
+    cells cover its footprint unless another building comes within about a sample spacing."""
+    rings = np.asarray(shapely.boundary(footprints), dtype=object)
+    lengths = np.asarray(shapely.length(rings), dtype=np.float64)
+    step = np.maximum(_SAMPLE_M, lengths / _SAMPLES)
+    dense = shapely.segmentize(rings, step)
+    coords, owner = shapely.get_coordinates(dense, return_index=True)
+    # representative points too, for footprints too small or degenerate to have an outline
+    reps = shapely.get_coordinates(shapely.point_on_surface(footprints))
+    coords = np.vstack([coords, reps])
+    owner = np.concatenate([owner, np.arange(len(footprints))])
+    _, first = np.unique(np.round(coords, 3), axis=0, return_index=True)
+    first = np.sort(first)
+    coords, owner = coords[first], owner[first]
+    labels = group[owner]
+    # work near the origin: sample points on rectangles are co-circular by the dozen, and the
+    # Voronoi diagram and its union lose their footing at UTM-sized coordinates
+    minx, miny, maxx, maxy = region.bounds
+    ox, oy = round((minx + maxx) / 2.0), round((miny + maxy) / 2.0)
+    local = shapely.affinity.translate(region, -ox, -oy)
+    box = shapely.box(minx - ox, miny - oy, maxx - ox, maxy - oy).buffer(10.0, join_style="mitre")
+    if len(coords) == 1:
+        cells = np.array([box], dtype=object)
+    else:
+        sites = shapely.multipoints(coords - np.array([ox, oy]))
+        diagram = shapely.voronoi_polygons(sites, extend_to=box, ordered=True)
+        cells = np.asarray(shapely.get_parts(diagram), dtype=object)
+    out: list[Any] = []
+    for g in range(n_groups):
+        mine = cells[labels == g]
+        if not len(mine):
+            out.append(shapely.Polygon())
+            continue
+        piece = _polygonal(shapely.intersection(_union_parts(list(mine)), local))
+        out.append(shapely.affinity.translate(piece, ox, oy))
+    return out
+
+
+def _pp(geom: Any) -> float:
+    perimeter = float(geom.length)
+    return 4.0 * math.pi * float(geom.area) / perimeter**2 if perimeter > 0 else 0.0
+
+
+class _RegionCutter:
+    """Cuts regions (rows of the metric footprints, and their polygon) into grids with the
+    bisection, caching how many grids miss the band and how poorly they are shaped."""
+
+    def __init__(
+        self,
+        footprints: npt.NDArray[Any],
+        w: FloatArray,
+        metric: pyproj.CRS,
+        band: tuple[float, float],
+        target: float | None,
+    ) -> None:
+        self.footprints, self.w, self.metric, self.band, self.target = footprints, w, metric, band, target
+        self.solid = np.asarray(shapely.make_valid(footprints), dtype=object)
+        self.points = np.asarray(shapely.point_on_surface(self.solid), dtype=object)
+        self.cache: dict[bytes, tuple[int, float, int]] = {}
+
+    def cut(self, rows: IntArray) -> tuple[IntArray, _CutTree, _Sites, IntArray]:
+        sub = gpd.GeoDataFrame({"households": self.w[rows]}, geometry=self.footprints[rows], crs=self.metric)
+        labels, tree, sites, carved, _ = _partition_core(
+            sub, households="households", band=self.band, target=self.target
+        )
+        assert tree is not None and sites is not None
+        return labels, tree, sites, carved
+
+    def grids(self, rows: IntArray, geom: Any, *, thorough: bool = True) -> list[tuple[Any, IntArray]]:
+        """The region's grids: itself when it holds at most one grid's households, else the
+        bisection's cut regions within it, made whole and contiguous. Not ``thorough``: without
+        trying grids drawn around the footprints (for scoring candidate merges quickly)."""
+        if float(self.w[rows].sum()) <= self.band[1] or len(rows) <= 1:
+            return [(geom, rows)]
+        labels, tree, sites, carved = self.cut(rows)
+        unique, geoms = _tree_tessellation(tree, sites, labels, carved, geom)
+        # Where a cut line crosses footprints (no clean cut kept the band), draw the same groups
+        # around the footprints instead, if that keeps every grid in one piece (else the
+        # footprints are carved out later).
+        index = np.searchsorted(unique, labels)
+        own = np.asarray(geoms, dtype=object)[index]
+        footprints = self.solid[rows]
+        inside = np.asarray(shapely.area(shapely.intersection(footprints, own)), dtype=np.float64)
+        groups = [rows[labels == lab] for lab in unique.tolist()]
+        if not (inside < (1.0 - _CROSSED) * np.asarray(shapely.area(footprints), dtype=np.float64)).any():
+            return list(zip(geoms, groups, strict=True))
+        # Carving the crossed footprints out usually costs nothing; where it would cut a grid in
+        # two (and so move buildings) draw the same groups around the footprints instead, or keep
+        # whichever leaves fewer grids out of the band.
+        whole_pieces, whole_groups = self._whole(list(geoms), groups)
+        if self._misses(whole_groups) <= self._misses(groups) or not thorough:
+            return list(zip(whole_pieces, whole_groups, strict=True))
+        around = _footprint_cells(footprints, index, len(unique), geom)
+        pieces = np.asarray(around, dtype=object)
+        if (np.asarray(shapely.get_num_geometries(pieces)) == 1).all() and not shapely.is_empty(pieces).any():
+            return list(zip(around, groups, strict=True))
+        around_pieces, around_groups = self._whole(around, groups)
+        if (self._misses(around_groups), -sum(_pp(g) for g in around_pieces)) < (
+            self._misses(whole_groups),
+            -sum(_pp(g) for g in whole_pieces),
+        ):
+            return list(zip(around_pieces, around_groups, strict=True))
+        return list(zip(whole_pieces, whole_groups, strict=True))
+
+    def _whole(self, pieces: list[Any], groups: list[IntArray]) -> tuple[list[Any], list[IntArray]]:
+        """Grids after the clean-up :func:`_partition_by_blocks` applies: contiguous, footprints whole."""
+        pieces, groups = _make_contiguous(pieces, [g.copy() for g in groups], self.points, self.w)
+        pieces, groups = _carve_footprints(pieces, groups, self.solid)
+        pieces = list(_clean_coverage(np.asarray(pieces, dtype=object)))
+        return _make_contiguous(pieces, groups, self.points, self.w)
+
+    def _misses(self, groups: list[IntArray]) -> int:
+        lo, hi = self.band
+        out = 0
+        for members in groups:
+            total = float(self.w[members].sum())
+            out += int(not (lo <= total <= hi) and not (len(members) == 1 and total > hi))
+        return out
+
+    def score(self, rows: IntArray, geom: Any) -> tuple[int, float, int]:
+        """(grids out of the band, summed 1 - Polsby-Popper of the grids, grids). A grid of a
+        single oversized building is not counted as out of the band."""
+        key = np.sort(rows).tobytes()
+        known = self.cache.get(key)
+        if known is None:
+            grids = self.grids(rows, geom, thorough=False)
+            misses = self._misses([members for _, members in grids])
+            known = (misses, sum(1.0 - _pp(g) for g, _ in grids), len(grids))
+            self.cache[key] = known
+        return known
+
+
+# At most this many trial cuts of merged regions in :func:`_improve`; a grid brought into the band
+# there is worth this much worse shape (1 - Polsby-Popper, per grid, summed over the grids).
+_IMPROVE_TRIALS = 200
+_MISS_WORTH = 2.0
+
+
+def _improve(regions: _Regions, home: IntArray, cells: npt.NDArray[Any], cutter: _RegionCutter) -> None:
+    """Merge neighbouring regions whose grids miss the band when cutting them together leaves
+    fewer grids out of it (chunky household counts: three slabs of 56 meet the band by sums, 2 x
+    84, but no grouping of whole slabs does). Regions with most misses first; the merge that
+    saves most misses, then the one whose grids are best shaped."""
+    trials = 0
+    done: set[int] = set()
+    geoms: dict[int, Any] = {}
+
+    def geom_of(g: int) -> Any:
+        if g not in geoms:
+            geoms[g] = _union_parts([cells[i] for i in sorted(regions.members[g])])
+        return geoms[g]
+
+    region_of = regions.root[home]
+    order = np.argsort(region_of, kind="stable")
+    starts = np.searchsorted(region_of[order], np.asarray(sorted(regions.members), dtype=np.int64))
+    ends = np.searchsorted(
+        region_of[order], np.asarray(sorted(regions.members), dtype=np.int64), side="right"
     )
-    return grids, label_series
+    rows_of = {
+        g: order[a:b] for g, a, b in zip(sorted(regions.members), starts.tolist(), ends.tolist(), strict=True)
+    }
+    scores = {g: cutter.score(rows_of[g], geom_of(g)) for g in regions.members if regions.total[g] > 0}
+    while trials < _IMPROVE_TRIALS:
+        bad = [g for g, sc in scores.items() if sc[0] > 0 and g not in done]
+        if not bad:
+            return
+        g = min(bad, key=lambda r: (-scores[r][0], r))
+        best: tuple[int, float] | None = None
+        best_h = -1
+        for h in sorted(regions.nbrs[g]):
+            if h not in scores or trials >= _IMPROVE_TRIALS:
+                continue
+            trials += 1
+            merged = cutter.score(
+                np.concatenate([rows_of[g], rows_of[h]]), _union_parts([geom_of(g), geom_of(h)])
+            )
+            gain = scores[g][0] + scores[h][0] - merged[0]
+            # shape cost saved (usually < 0), per grid: the merged region may hold a grid more
+            before = (scores[g][1] + scores[h][1]) / max(scores[g][2] + scores[h][2], 1)
+            saving = (before - merged[1] / max(merged[2], 1)) * merged[2]
+            if gain <= 0 or gain * _MISS_WORTH + saving <= 0:
+                continue
+            key = (gain, round(saving, 6))
+            if best is None or key > best:
+                best, best_h = key, h
+        if best is None:
+            done.add(g)
+            continue
+        regions.merge(best_h, g)
+        geoms.pop(best_h, None)
+        geoms.pop(g, None)
+        rows_of[best_h] = np.concatenate([rows_of[best_h], rows_of.pop(g)])
+        scores.pop(g)
+        scores[best_h] = cutter.score(rows_of[best_h], geom_of(best_h))
+        done.discard(best_h)
+
+
+def _carve_footprints(
+    pieces: list[Any], rows: list[IntArray], solid: npt.NDArray[Any]
+) -> tuple[list[Any], list[IntArray]]:
+    """Hand every footprint wholly to its own grid: where a cut line crosses a building (no
+    clean cut kept the band), the part of the footprint in a neighbouring grid moves over."""
+    n = len(solid)
+    label_of = np.full(n, -1, dtype=np.int64)
+    for p, members in enumerate(rows):
+        label_of[members] = p
+    array = np.asarray(pieces, dtype=object)
+    fp, piece = shapely.STRtree(array).query(solid, predicate="intersects")
+    foreign = (piece != label_of[fp]) & (label_of[fp] >= 0)
+    fp, piece = fp[foreign], piece[foreign]
+    if not len(fp):
+        return pieces, rows
+    overlap = np.asarray(shapely.intersection(solid[fp], array[piece]), dtype=object)
+    real = np.asarray(shapely.area(overlap), dtype=np.float64) > 1e-9 * np.maximum(
+        np.asarray(shapely.area(solid[fp]), dtype=np.float64), 1e-9
+    )
+    gains: dict[int, list[Any]] = {}
+    losses: dict[int, list[Any]] = {}
+    for f, q, part in zip(fp[real].tolist(), piece[real].tolist(), overlap[real], strict=True):
+        gains.setdefault(int(label_of[f]), []).append(part)
+        losses.setdefault(q, []).append(solid[f])
+    out = list(pieces)
+    for q, cutters in losses.items():
+        out[q] = _polygonal(shapely.difference(out[q], shapely.union_all(np.asarray(cutters, dtype=object))))
+    for p, parts in gains.items():
+        out[p] = _polygonal(shapely.union_all(np.asarray([out[p], *parts], dtype=object)))
+    return out, rows
+
+
+def _attach_islands(regions: _Regions, cells: npt.NDArray[Any]) -> None:
+    """Regions without households and without neighbours (an island of the boundary with no
+    buildings) join the nearest region with households."""
+    empty = [g for g in regions.members if regions.total[g] <= 0 and not regions.nbrs[g]]
+    full_blocks = np.asarray(
+        [b for g, m in regions.members.items() if regions.total[g] > 0 for b in m], dtype=np.int64
+    )
+    if not empty or not len(full_blocks):
+        return
+    tree = shapely.STRtree(cells[full_blocks])
+    for g in empty:
+        members = np.asarray(regions.members[g], dtype=np.int64)
+        src, dst = tree.query_nearest(cells[members], all_matches=False, return_distance=False)
+        distances = shapely.distance(cells[members[src]], cells[full_blocks[dst]])
+        nearest = int(full_blocks[dst[int(np.argmin(distances))]])
+        regions.merge(regions.find(nearest), g)
 
 
 def compactness(geoms: Any) -> npt.NDArray[np.float64]:
@@ -1151,3 +1839,55 @@ def compactness(geoms: Any) -> npt.NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         score = 4.0 * math.pi * area / perimeter**2
     return np.where(perimeter > 0, score, np.nan)
+
+
+def edge_alignment(grids: Any, *, roads: Any, water: Any = None, tolerance_m: float = 5.0) -> float:
+    """Share of the grids' internal boundary length that lies within ``tolerance_m`` metres of a
+    road or water line: 1.0 when every grid boundary runs along a road or a river bank.
+
+    ``grids`` is a GeoDataFrame/GeoSeries with a CRS (geographic data is measured in its UTM
+    zone); internal boundaries are the edges neighbouring grids share (the outer boundary does
+    not count). ``roads`` and ``water`` are what :func:`geo.blocks.as_geometries` takes (plain
+    geometries in the grids' CRS); polygons count by their outline. NaN when there is no
+    internal boundary (fewer than two grids).
+    """
+    series = grids.geometry if isinstance(grids, gpd.GeoDataFrame) else grids
+    require_crs(series)
+    if not (math.isfinite(float(tolerance_m)) and tolerance_m >= 0):
+        raise ValueError(f"tolerance_m must be a non-negative number, got {tolerance_m!r}")
+    values = np.asarray(series.values, dtype=object)
+    values = values[~np.asarray(shapely.is_missing(values) | shapely.is_empty(values), dtype=bool)]
+    if len(values) < 2:
+        return math.nan
+    source = pyproj.CRS.from_user_input(series.crs)
+    if source.is_geographic:
+        minx, miny, maxx, maxy = shapely.total_bounds(values)
+        metric = utm_crs((minx + maxx) / 2.0, (miny + maxy) / 2.0)
+        values = np.asarray(reproject(values, source, metric), dtype=object)
+    else:
+        metric = source
+    left, right, _ = shared_edges(values)
+    if not len(left):
+        return math.nan
+    rings = np.asarray(shapely.boundary(values), dtype=object)
+    shared = np.asarray(shapely.intersection(rings[left], rings[right]), dtype=object)
+    internal = shapely.line_merge(shapely.union_all(shared))
+    length = float(internal.length)
+    if length <= 0:
+        return math.nan
+    lines = np.concatenate(
+        [
+            as_geometries(roads, crs=metric, default_crs=source),
+            as_geometries(water, crs=metric, default_crs=source),
+        ]
+    )
+    if not len(lines):
+        return 0.0
+    polygonal = np.isin(np.asarray(shapely.get_type_id(lines)), [3, 6])
+    lines = np.where(polygonal, shapely.boundary(lines), lines)
+    reach = shapely.box(*internal.bounds).buffer(tolerance_m)
+    lines = lines[np.asarray(shapely.intersects(lines, reach), dtype=bool)]
+    if not len(lines):
+        return 0.0
+    near = shapely.union_all(shapely.buffer(lines, tolerance_m, quad_segs=4))
+    return float(shapely.intersection(internal, near).length) / length

@@ -1551,3 +1551,106 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str, spec: _Kind) -> None:
                 for part in sorted(Path(tmp).iterdir()):
                     zf.write(part, arcname=part.name)
 
+
+
+# --------------------------------------------------------------------------- any layer (planning files)
+
+
+def read_layer(
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    layer: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    what: str = "layer",
+    geometry: Literal["polygon", "point", "line"] | None = None,
+) -> tuple[gpd.GeoDataFrame, ImportReport]:
+    """Read any GIS file (GeoJSON, GeoPackage, zipped Shapefile, CSV with wkt/lon/lat) into a WGS84
+    GeoDataFrame that keeps every attribute column, by the same CRS rule and geometry checks as
+    :func:`import_file` (repairing what can be repaired), without writing anywhere. Used for planning
+    inputs that are not rows of a table: a boundary, OpenStreetMap building extracts, road
+    networks, other departments' grid layers. Raises :class:`ImportRejected` listing every problem."""
+    path = Path(path)
+    spec = _Kind(what, "", "", "point" if geometry == "point" else "polygon", ())
+    report = ImportReport(kind=what, path=str(path))
+    problems = _Problems("")
+
+    def reject() -> ImportRejected:
+        report.errors = problems.render_errors()
+        report.warnings = problems.render_warnings()
+        return ImportRejected(report)
+
+    try:
+        raw = _read(path, spec, layer, max_bytes)
+    except _Unreadable as exc:
+        problems.error(None, str(exc))
+        raise reject() from None
+    except OSError as exc:
+        problems.error(None, f"could not read {path.name}: {exc.strerror or exc}")
+        raise reject() from None
+    n = len(raw.frame)
+    report.rows_read = n
+    if n == 0:
+        problems.error(None, f"{path.name} has no rows")
+        raise reject()
+    for row, message in raw.row_errors:
+        problems.error(row, message)
+    for note in raw.notes:
+        problems.warn(None, note)
+    if raw.geometry is None or all(g is None for g in raw.geometry):
+        problems.error(None, f"{path.name} has no geometry")
+        raise reject()
+    source = _decide_crs(raw, crs, problems)
+    if source is None:
+        raise reject()
+    report.crs_used = _crs_label(source)
+    attrs = raw.frame.copy()
+    attrs.columns = [str(c) for c in attrs.columns]
+    attrs = attrs.drop(columns=[c for c in attrs.columns if c.lower() in ("wkt", "geometry")], errors="ignore")
+    gdf = gpd.GeoDataFrame(
+        attrs.assign(_row=np.arange(n)),
+        geometry=gpd.GeoSeries(raw.geometry, index=pd.RangeIndex(n)),
+        crs=source if isinstance(source, CRS) else "EPSG:4326",
+    )
+    try:
+        gdf = to_wgs84(gdf, source=source)
+    except (CRSError, ValueError, RuntimeError) as exc:
+        problems.error(None, f"could not convert the coordinates from {report.crs_used} to WGS84: {exc}")
+        raise reject() from None
+    types = {"polygon": ("Polygon", "MultiPolygon"), "point": ("Point",), "line": ("LineString", "MultiLineString")}
+    try:
+        checked, vreport = validate_frame(
+            gdf, geometry_types=types[geometry] if geometry else None, repair=True
+        )
+    except (CRSError, ValueError) as exc:
+        problems.error(None, f"could not check the geometries: {exc}")
+        raise reject() from None
+    for issue in vreport.errors:
+        problems.error(*_issue_parts(issue))
+    for issue in vreport.warnings:
+        problems.warn(*_issue_parts(issue))
+    report.repaired = _repaired_count(getattr(vreport, "repaired", 0))
+    if problems.errors:
+        raise reject()
+    out = checked.drop(columns="_row").reset_index(drop=True)
+    report.rows_written = len(out)
+    report.errors = problems.render_errors()
+    report.warnings = problems.render_warnings()
+    return out, report
+
+
+def write_layer(frame: gpd.GeoDataFrame, path: str | Path, *, name: str = "grids", crs: str | None = None) -> int:
+    """Write a GeoDataFrame to ``path`` (format by extension, as :func:`export_file`), keeping every
+    column; ``crs`` converts the coordinates (e.g. "gcj02", "EPSG:4490"). Returns rows written."""
+    path = Path(path)
+    fmt = _export_format(path)
+    gdf = to_wgs84(frame) if frame.crs is not None and not _is_wgs84(CRS.from_user_input(frame.crs)) else frame
+    target: object | None = parse_crs(crs) if crs is not None else None
+    if isinstance(target, str):
+        gdf = from_wgs84(gdf, target=target)
+    elif isinstance(target, CRS) and not _is_wgs84(target):
+        gdf = gdf.to_crs(target)
+    points = bool(len(gdf)) and bool(gdf.geom_type.isin(["Point"]).all())
+    spec = _Kind(name, "", "", "point" if points else "polygon", tuple(c for c in gdf.columns if c != gdf.geometry.name))
+    _write(gdf.reset_index(drop=True), path, fmt, spec)
+    return len(gdf)

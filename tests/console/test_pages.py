@@ -30,7 +30,7 @@ def app(small_demo_url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 def test_page_renders_in_chinese(app: AppTest, page: str) -> None:
     app.run()
     if page != "overview":
-        app.switch_page(f"pages/{page}.py")
+        app.switch_page(f"views/{page}.py")
         app.run()
     assert not app.exception, app.exception
     assert [t.value for t in app.title] == [PAGES[page]]
@@ -48,7 +48,7 @@ def test_map_page_shows_city_figures(app: AppTest) -> None:
 
 def test_pending_pages_say_which_issue_brings_them(app: AppTest) -> None:
     app.run()
-    app.switch_page("pages/dispatch.py")
+    app.switch_page("views/dispatch.py")
     app.run()
     assert any("#5" in i.value for i in app.info)
 
@@ -63,7 +63,7 @@ def test_english_on_request(app: AppTest) -> None:
 
 def test_settings_rejects_a_hostile_tile_url(app: AppTest) -> None:
     app.run()
-    app.switch_page("pages/settings.py")
+    app.switch_page("views/settings.py")
     app.run()
     app.radio[0].set_value("xyz")
     app.text_input[0].input("javascript:alert(1)//{z}/{x}/{y}")

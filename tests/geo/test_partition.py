@@ -11,8 +11,16 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo.crs import from_wgs84, to_wgs84
 from geo.errors import CRSError
-from geo.partition import choose_grid_count, compactness, partition, partition_households, tessellate
+from geo.partition import (
+    choose_grid_count,
+    compactness,
+    edge_alignment,
+    partition,
+    partition_households,
+    tessellate,
+)
 from tests.fixtures import geometries as fx
 
 Factory = Callable[..., gpd.GeoDataFrame]
@@ -317,7 +325,7 @@ def test_partition_grids_and_statistics(community: Factory) -> None:
     frame.loc[frame.index[[3, 700]], "households"] = [150, 400]  # two towers
     boundary = shapely.box(*frame.total_bounds).buffer(40.0, join_style="mitre")
     grids, labels = partition(frame, boundary=boundary)
-    assert list(grids.columns) == ["label", "households", "buildings", "in_band", "geometry"]
+    assert list(grids.columns) == ["label", "households", "buildings", "in_band", "oversized", "geometry"]
     assert labels.equals(partition_households(frame))
     assert grids["households"].sum() == frame["households"].sum()
     assert grids["buildings"].sum() == len(frame)
@@ -369,7 +377,7 @@ def test_partition_only_towers_and_single_building() -> None:
 def test_partition_empty_frame() -> None:
     grids, labels = partition(fx.good_buildings().iloc[:0], boundary=shapely.box(0, 0, 1, 1))
     assert grids.empty and labels.empty
-    assert list(grids.columns) == ["label", "households", "buildings", "in_band", "geometry"]
+    assert list(grids.columns) == ["label", "households", "buildings", "in_band", "oversized", "geometry"]
 
 
 # --- compactness -------------------------------------------------------------------------------------
@@ -397,3 +405,287 @@ def test_compactness_in_lonlat_uses_metres() -> None:
 def test_compactness_needs_crs() -> None:
     with pytest.raises(CRSError):
         compactness(fx.no_crs().geometry)
+
+
+# --- following roads and water -------------------------------------------------------------------
+
+URBAN_X = (0.0, 120.0, 270.0, 370.0, 540.0, 670.0)  # street centre lines, metres from the origin
+URBAN_Y = (0.0, 90.0, 210.0, 310.0, 450.0)
+TIELING = (569_000.0, 4_682_000.0)  # near Tieling (lon 123.84, lat 42.29) in UTM 51N
+
+
+def street_community(seed: int) -> tuple[gpd.GeoDataFrame, shapely.Polygon, gpd.GeoDataFrame]:
+    """An urban community near Tieling (UTM 51N): a grid of streets (the outer ones are the
+    boundary), one block a park, a cul-de-sac, and rows of apartment slabs set 12 m back from the
+    street centre lines, 12 m apart along a row and 18 m between rows. Households = floors x
+    stairwells x 2 (walk-ups 20-56, 11-floor slabs 44, 18-floor towers 108). Returns the
+    buildings, the boundary and the roads."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = TIELING
+    xs, ys = np.asarray(URBAN_X) + x0, np.asarray(URBAN_Y) + y0
+    roads = [shapely.LineString([(x, ys[0] - 30), (x, ys[-1] + 30)]) for x in xs[1:-1]]
+    roads += [shapely.LineString([(xs[0] - 30, y), (xs[-1] + 30, y)]) for y in ys[1:-1]]
+    roads.append(shapely.LineString([(xs[2] + 50, ys[2]), (xs[2] + 50, ys[2] + 60)]))  # a cul-de-sac
+    boxes, households = [], []
+    for i in range(len(xs) - 1):
+        for j in range(len(ys) - 1):
+            if (i, j) == (3, 1):
+                continue  # a park
+            bx0, bx1, by0, by1 = xs[i] + 12, xs[i + 1] - 12, ys[j] + 12, ys[j + 1] - 12
+            length = min(60.0, bx1 - bx0)
+            for a in range(max(1, int((bx1 - bx0 + 12) // (length + 12)))):
+                for b in range(max(1, int((by1 - by0 + 18) // 30))):
+                    if rng.random() < 0.07:
+                        continue
+                    floors = int(rng.choice([6, 6, 6, 6, 7, 5, 5, 11, 18]))
+                    stairwells = int(rng.choice([2, 3, 3, 4])) if floors < 11 else 2 if floors < 18 else 3
+                    fx, fy = bx0 + a * (length + 12), by0 + b * 30
+                    boxes.append(shapely.box(fx, fy, fx + length, fy + 12))
+                    households.append(floors * stairwells * 2)
+    frame = gpd.GeoDataFrame({"households": households}, geometry=boxes, crs="EPSG:32651")
+    frame.index = frame.index + 100
+    return (
+        frame,
+        shapely.box(xs[0], ys[0], xs[-1], ys[-1]),
+        gpd.GeoDataFrame(geometry=roads, crs="EPSG:32651"),
+    )
+
+
+def river_village(
+    seed: int, n: int = 300
+) -> tuple[gpd.GeoDataFrame, shapely.Polygon, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A village of ``n`` one-household houses (UTM 51N) in a five-sided boundary, crossed by a
+    meandering river 24 m wide, a main road with a bridge, two cross roads and two lanes (one a
+    dead end). Returns buildings, boundary, roads and water."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = 571_000.0, 4_690_000.0
+    boundary = shapely.Polygon(
+        [(x0, y0), (x0 + 700, y0 + 20), (x0 + 720, y0 + 520), (x0 + 350, y0 + 600), (x0 - 20, y0 + 480)]
+    )
+    xs = np.linspace(x0 - 50, x0 + 770, 60)
+    river = shapely.LineString(np.column_stack([xs, y0 + 260 + 40 * np.sin((xs - x0) / 120.0)])).buffer(
+        12.0, cap_style="flat"
+    )
+    roads = [
+        shapely.LineString([(x0 + 330, y0 - 20), (x0 + 360, y0 + 620)]),
+        shapely.LineString([(x0 - 30, y0 + 130), (x0 + 740, y0 + 150)]),
+        shapely.LineString([(x0 - 30, y0 + 420), (x0 + 740, y0 + 400)]),
+        shapely.LineString([(x0 + 160, y0 + 150), (x0 + 150, y0 + 230)]),
+        shapely.LineString([(x0 + 540, y0 + 400), (x0 + 560, y0 + 600)]),
+    ]
+    clear = shapely.union_all([river.buffer(8), *[r.buffer(7) for r in roads]])
+    shapely.prepare(boundary)
+    shapely.prepare(clear)
+    points: list[tuple[float, float]] = []
+    while len(points) < n:
+        x, y = rng.uniform(x0, x0 + 720), rng.uniform(y0, y0 + 600)
+        spot = shapely.Point(x, y)
+        if (
+            boundary.contains(spot.buffer(10))
+            and not clear.intersects(spot.buffer(7))
+            and all((x - a) ** 2 + (y - b) ** 2 > 17**2 for a, b in points)
+        ):
+            points.append((x, y))
+    xy = np.asarray(points)
+    houses = shapely.box(xy[:, 0] - 6, xy[:, 1] - 5, xy[:, 0] + 6, xy[:, 1] + 5)
+    frame = gpd.GeoDataFrame({"households": np.ones(n, dtype=np.int64)}, geometry=houses, crs="EPSG:32651")
+    return (
+        frame,
+        boundary,
+        gpd.GeoDataFrame(geometry=roads, crs="EPSG:32651"),
+        gpd.GeoDataFrame({"kind": ["river"]}, geometry=[river], crs="EPSG:32651"),
+    )
+
+
+def footprint_share_in_own_grid(frame: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, labels: pd.Series) -> Any:
+    own = grids.set_index("label").geometry.loc[labels.to_numpy()].to_numpy()
+    footprints = frame.geometry.to_numpy()
+    return shapely.area(shapely.intersection(footprints, own)) / shapely.area(footprints)
+
+
+def assert_good_partition(
+    frame: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, labels: pd.Series, boundary: Any
+) -> None:
+    assert list(grids.columns) == ["label", "households", "buildings", "in_band", "oversized", "geometry"]
+    assert_exact_cover(grids, boundary)
+    assert (grids.geom_type == "Polygon").all()  # contiguous
+    assert labels.index.equals(frame.index) and set(labels) == set(grids["label"])
+    assert (footprint_share_in_own_grid(frame, grids, labels) >= 0.99).all()  # no building split
+    assert grids["households"].sum() == frame["households"].sum()
+    assert grids["buildings"].sum() == len(frame)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_urban_grids_follow_streets(seed: int) -> None:
+    frame, boundary, roads = street_community(seed)
+    before = frame.copy()
+    start = time.perf_counter()
+    grids, labels = partition(frame, boundary=boundary, roads=roads)
+    assert time.perf_counter() - start < 2.0
+    assert frame.equals(before)
+    assert_good_partition(frame, grids, labels, boundary)
+    assert grids["in_band"].mean() >= 0.9
+    assert not grids["oversized"].any()
+    plain, _ = partition(frame, boundary=boundary)
+    with_roads = edge_alignment(grids, roads=roads)
+    without = edge_alignment(plain, roads=roads)
+    assert with_roads >= 0.4 and with_roads > without + 0.2, (with_roads, without)
+
+
+def test_village_grids_follow_river_and_lanes() -> None:
+    frame, boundary, roads, water = river_village(0)
+    start = time.perf_counter()
+    grids, labels = partition(frame, boundary=boundary, band=(30, 50), roads=roads, water=water)
+    assert time.perf_counter() - start < 2.0
+    assert_good_partition(frame, grids, labels, boundary)
+    assert grids["in_band"].mean() >= 0.9
+    plain, _ = partition(frame, boundary=boundary, band=(30, 50))
+    assert (
+        edge_alignment(grids, roads=roads, water=water)
+        > edge_alignment(plain, roads=roads, water=water) + 0.2
+    )
+    # no grid is cut by the river: every grid's houses lie on one bank (or the grid spans it whole)
+    river = water.geometry.iloc[0]
+    for geom in grids.geometry:
+        assert geom.difference(river).geom_type in ("Polygon", "MultiPolygon")
+
+
+def test_gcj02_village_is_converted_first() -> None:
+    """Data drawn on an AMap basemap is in GCJ-02: convert every layer with to_wgs84(source="gcj02")
+    and partition in lon/lat; grids come back in WGS84 and cover the converted boundary."""
+    frame_m, boundary_m, roads_m, water_m = river_village(1, n=200)
+
+    def as_gcj(layer: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        wgs = layer.to_crs("EPSG:4326")
+        shifted = from_wgs84(wgs, target="gcj02")
+        shifted.attrs = {}  # an import from AMap carries no marker: just lon/lat numbers
+        return shifted
+
+    boundary_gcj = as_gcj(gpd.GeoDataFrame(geometry=[boundary_m], crs="EPSG:32651"))
+    frame = to_wgs84(as_gcj(frame_m), source="gcj02")
+    roads = to_wgs84(as_gcj(roads_m), source="gcj02")
+    water = to_wgs84(as_gcj(water_m), source="gcj02")
+    boundary = to_wgs84(boundary_gcj, source="gcj02").geometry.iloc[0]
+    assert (
+        shapely.hausdorff_distance(
+            gpd.GeoSeries([boundary], crs="EPSG:4326").to_crs("EPSG:32651").iloc[0], boundary_m
+        )
+        < 0.05
+    )  # the round trip lands back within centimetres
+    grids, labels = partition(frame, boundary=boundary, band=(30, 50), roads=roads, water=water)
+    assert grids.crs.to_epsg() == 4326
+    assert_good_partition(frame, grids, labels, boundary)
+    assert grids["in_band"].mean() >= 0.9
+    # the same in metres gives the same grouping
+    metric, metric_labels = partition(
+        frame_m, boundary=boundary_m, band=(30, 50), roads=roads_m, water=water_m
+    )
+    pairs = pd.crosstab(labels.to_numpy(), metric_labels.to_numpy())
+    assert ((pairs > 0).sum(axis=1) == 1).mean() >= 0.8
+
+
+def test_roads_in_any_form() -> None:
+    frame, boundary, roads = street_community(0)
+    expected, expected_labels = partition(frame, boundary=boundary, roads=roads)
+    as_lonlat = roads.to_crs("EPSG:4326")
+    as_array = roads.geometry.to_numpy()
+    for form in (as_lonlat.geometry, list(as_array)):
+        grids, labels = partition(frame, boundary=boundary, roads=form)
+        assert labels.equals(expected_labels)
+        assert len(grids) == len(expected)
+    with pytest.raises(CRSError):
+        partition(frame, boundary=boundary, roads=gpd.GeoDataFrame(geometry=list(as_array)))
+
+
+def test_no_roads_keeps_the_plain_partition(community: Factory) -> None:
+    frame = community(400, seed=3)
+    boundary = shapely.box(*frame.total_bounds).buffer(40.0, join_style="mitre")
+    grids, labels = partition(frame, boundary=boundary)
+    assert labels.equals(partition_households(frame))
+    assert grids["oversized"].dtype == bool and not grids["oversized"].any()
+    # an empty road layer: one block, cut by the bisection alone
+    grids2, labels2 = partition(frame, boundary=boundary, roads=gpd.GeoDataFrame(geometry=[], crs=frame.crs))
+    assert_exact_cover(grids2, boundary)
+    assert grids2["in_band"].mean() >= 0.95
+
+
+def test_towers_parks_and_water_blocks() -> None:
+    """An oversized tower is its own flagged grid; a park block and a pond join a neighbour
+    without households; a road crossing a footprint glues its two blocks (the building stays whole)."""
+    x0, y0 = TIELING
+    boxes = [shapely.box(x0 + 10 + 30 * i, y0 + 10, x0 + 30 + 30 * i, y0 + 30) for i in range(6)]  # 6 x 20
+    boxes += [shapely.box(x0 + 10 + 30 * i, y0 + 110, x0 + 30 + 30 * i, y0 + 130) for i in range(6)]  # 6 x 20
+    boxes.append(shapely.box(x0 + 210, y0 + 10, x0 + 240, y0 + 40))  # a tower of 300
+    boxes.append(shapely.box(x0 + 210, y0 + 110, x0 + 260, y0 + 130))  # a slab the east road runs through
+    households = [20] * 12 + [300, 40]
+    frame = gpd.GeoDataFrame({"households": households}, geometry=boxes, crs="EPSG:32651")
+    boundary = shapely.box(x0, y0, x0 + 400, y0 + 200)
+    roads = gpd.GeoDataFrame(
+        geometry=[
+            shapely.LineString([(x0 - 10, y0 + 80), (x0 + 410, y0 + 80)]),
+            shapely.LineString([(x0 + 200, y0 - 10), (x0 + 200, y0 + 210)]),
+            shapely.LineString([(x0 + 250, y0 + 90), (x0 + 250, y0 + 210)]),  # through the slab
+            shapely.LineString([(x0 + 300, y0 - 10), (x0 + 300, y0 + 210)]),  # east of it: a park
+        ],
+        crs="EPSG:32651",
+    )
+    water = gpd.GeoDataFrame(geometry=[shapely.box(x0 + 320, y0 + 20, x0 + 380, y0 + 60)], crs="EPSG:32651")
+    grids, labels = partition(frame, boundary=boundary, roads=roads, water=water)
+    assert_good_partition(frame, grids, labels, boundary)
+    tower = grids[grids["label"] == labels.iloc[12]].iloc[0]
+    assert tower["oversized"] and tower["buildings"] == 1 and not tower["in_band"]
+    assert grids["oversized"].sum() == 1
+    assert grids.loc[~grids["oversized"], "in_band"].all()
+    assert (grids["households"] > 0).all()  # the park and the pond belong to grids with households
+
+
+def test_island_without_buildings_joins_the_nearest_grid() -> None:
+    x0, y0 = TIELING
+    boxes = [shapely.box(x0 + 10 + 30 * i, y0 + 10, x0 + 30 + 30 * i, y0 + 30) for i in range(8)]
+    frame = gpd.GeoDataFrame({"households": [20] * 8}, geometry=boxes, crs="EPSG:32651")
+    boundary = shapely.MultiPolygon(
+        [shapely.box(x0, y0, x0 + 250, y0 + 100), shapely.box(x0 + 300, y0, x0 + 350, y0 + 100)]
+    )
+    roads = [shapely.LineString([(x0 + 125, y0 - 10), (x0 + 125, y0 + 110)])]
+    grids, labels = partition(frame, boundary=boundary, roads=roads)
+    assert_exact_cover(grids, boundary)
+    assert len(grids) == 2 and grids["in_band"].all()
+    assert (grids.geom_type == "Polygon").sum() == 1  # the eastern grid also holds the island
+
+
+def test_partition_with_roads_edge_cases() -> None:
+    frame = fx.good_buildings()
+    boundary = shapely.box(*frame.total_bounds).buffer(0.0005)
+    grids, labels = partition(frame.iloc[:0], boundary=boundary, roads=[])
+    assert grids.empty and labels.empty and "oversized" in grids.columns
+    with pytest.raises(CRSError):
+        partition(fx.no_crs(), boundary=boundary, roads=[])
+    with pytest.raises(ValueError, match="household counts must be positive"):
+        partition(frame.assign(households=[1, 0, 2]), boundary=boundary, roads=[])
+    grids, labels = partition(frame.assign(households=[30, 30, 30]), boundary=boundary, roads=[])
+    assert labels.tolist() == [0, 0, 0] and grids["in_band"].all()
+    assert_exact_cover(grids, boundary)
+
+
+def test_edge_alignment() -> None:
+    x0, y0 = TIELING
+    halves = gpd.GeoDataFrame(
+        geometry=[shapely.box(x0, y0, x0 + 100, y0 + 100), shapely.box(x0 + 100, y0, x0 + 200, y0 + 100)],
+        crs="EPSG:32651",
+    )
+    on_road = [shapely.LineString([(x0 + 103, y0 - 50), (x0 + 103, y0 + 150)])]
+    off_road = [shapely.LineString([(x0 + 150, y0 - 50), (x0 + 150, y0 + 150)])]
+    assert edge_alignment(halves, roads=on_road) == pytest.approx(1.0)
+    assert edge_alignment(halves, roads=on_road, tolerance_m=2.0) == pytest.approx(0.0)
+    assert edge_alignment(halves, roads=off_road) == pytest.approx(0.0)
+    half_road = [shapely.LineString([(x0 + 100, y0 + 50), (x0 + 100, y0 + 150)])]
+    assert edge_alignment(halves, roads=half_road, tolerance_m=0.5) == pytest.approx(0.5, abs=0.01)
+    assert (
+        edge_alignment(halves, roads=None, water=gpd.GeoSeries(on_road, crs="EPSG:32651").buffer(1.0)) > 0.99
+    )
+    assert edge_alignment(
+        halves.to_crs("EPSG:4326"), roads=gpd.GeoSeries(on_road, crs="EPSG:32651")
+    ) == pytest.approx(1.0)
+    assert math.isnan(edge_alignment(halves.iloc[:1], roads=on_road))
+    with pytest.raises(CRSError):
+        edge_alignment(gpd.GeoDataFrame(geometry=list(halves.geometry)), roads=on_road)
