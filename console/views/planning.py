@@ -202,11 +202,11 @@ with tab_edit:
             if b[2].button(t("plan.clear", lang), disabled=not selected, key="plan_clear", use_container_width=True):
                 st.session_state[sel_key] = []
                 st.rerun()
-            b2 = st.columns(2)
-            if b2[0].button(t("plan.merge", lang, n=len(selected)), disabled=len(selected) < 2, key="plan_merge",
+            ops = st.columns(2)
+            if ops[0].button(t("plan.merge", lang, n=len(selected)), disabled=len(selected) < 2, key="plan_merge",
                            use_container_width=True):
                 _apply("merge", keys=selected)
-            if b2[1].button(t("plan.repartition", lang, n=len(selected)), disabled=not selected, key="plan_repart",
+            if ops[1].button(t("plan.repartition", lang, n=len(selected)), disabled=not selected, key="plan_repart",
                            use_container_width=True):
                 _apply("repartition", keys=selected)
             table = view.grids.loc[:, ["ref", "name", "households", "buildings", "status"]].copy()
