@@ -45,6 +45,7 @@ from geo.crs import utm_crs
 from geo.edit import EditError, merge_grids, move_buildings, replace_grids, reshape_grid, split_grid
 from geo.lineage import assign_codes, diff, lineage
 from geo.partition import partition
+from services.mapview import OPEN_STATES, grid_status
 from store.base import ConflictError, Store, StoreError
 
 __all__ = [
@@ -564,18 +565,6 @@ def _refs(grids: pd.DataFrame) -> list[str]:
     return [c if isinstance(c, str) and c else f"+{int(k)}" for c, k in zip(grids["code"], grids["key"], strict=True)]
 
 
-def _status(kind: str, households: float, lo: Any, hi: Any) -> str:
-    if kind == "dedicated":
-        return "dedicated"
-    if households <= 0:
-        return "empty"
-    if pd.notna(lo) and households < lo:
-        return "under"
-    if pd.notna(hi) and households > hi:
-        return "over"
-    return "in_band"
-
-
 def evaluate(store: Store, draft_id: int, *, revision: int | None = None, ctx: UnitContext | None = None) -> DraftState:
     d = draft(store, draft_id)
     ctx = ctx or context(store, d.unit_code)
@@ -585,10 +574,7 @@ def evaluate(store: Store, draft_id: int, *, revision: int | None = None, ctx: U
     counted, assignment = recount(grids, ctx.buildings, key="ref")
     staffed = _staffed_refs(grids, ctx)
     report = audit_grids(grids, parent=ctx.boundary, buildings=ctx.buildings, band=band, key="ref", staffed=staffed)
-    counted["status"] = [
-        _status(k, h, lo, hi)
-        for k, h, lo, hi in zip(counted["kind"], counted["households"], counted["band_min"], counted["band_max"], strict=True)
-    ]
+    counted["status"] = grid_status(counted["households"], counted["band_min"], counted["band_max"], counted["kind"])
     ref_to_key = dict(zip(grids["ref"], grids["key"], strict=True))
     b = ctx.buildings[["id", "households", "kind", "name", "geometry"]].copy()
     b["grid"] = [ref_to_key.get(r) if isinstance(r, str) else None for r in assignment.reindex(b.index)]
@@ -820,8 +806,6 @@ def _set_grid_codes(store: Store, table: str, ids: pd.Series, codes: pd.Series, 
 
 
 def _reattribute_cases(store: Store, ctx: UnitContext, live: gpd.GeoDataFrame) -> int:
-    from services.mapview import OPEN_STATES
-
     cases = store.read("cases", where={"village_code": ctx.unit.code, "state": list(OPEN_STATES)},
                        columns=["id", "grid_code", "geom"])
     if len(cases) == 0:
