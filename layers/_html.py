@@ -24,3 +24,10 @@ def field_tooltip(fields: Mapping[str, tuple[str, Any]], labels: Mapping[str, st
     return folium.GeoJsonTooltip(
         fields=list(fields), aliases=[esc(labels[key]) for key, _ in fields.values()], sticky=True
     )
+
+
+def band_text(lo: Any, hi: Any) -> str:
+    """'80–120', or an em dash when there is no band (dedicated grids; None, NaN or pd.NA)."""
+    if pd.isna(lo) or pd.isna(hi):
+        return "—"
+    return f"{int(lo)}–{int(hi)}"

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import folium
 import geopandas as gpd
-import pandas as pd
 
-from layers._html import esc, field_tooltip
+from layers._html import band_text, esc, field_tooltip
 
 STATUSES = ("in_band", "under", "over", "empty", "dedicated")
 
@@ -66,7 +65,7 @@ def build_grids_layer(
         "c": ("grid.code", [esc(v) for v in grids["code"]]),
         "u": ("grid.unit", [esc(v) for v in grids["unit_name"]]),
         "h": ("grid.households", [esc(v) for v in grids["households"]]),
-        "b": ("grid.band", [_band(lo, hi) for lo, hi in zip(grids["band_min"], grids["band_max"], strict=True)]),
+        "b": ("grid.band", [band_text(lo, hi) for lo, hi in zip(grids["band_min"], grids["band_max"], strict=True)]),
         "w": ("grid.worker", [esc(v) for v in grids["worker"]]),
         "s": ("grid.status", [esc(labels[f"grid.status.{s}"]) for s in grids["status"]]),
     }
@@ -98,9 +97,3 @@ def build_grids_layer(
     ).add_to(group)
     return group
 
-
-def _band(lo: object, hi: object) -> str:
-    """'80–120', or an em dash when the grid has no band (dedicated grids; None, NaN or pd.NA)."""
-    if pd.isna(lo) or pd.isna(hi):  # type: ignore[call-overload]
-        return "—"
-    return f"{int(lo)}–{int(hi)}"  # type: ignore[call-overload]

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 
 import folium
 import geopandas as gpd
-import pandas as pd
 from folium.plugins import Draw
 
-from layers._html import esc, field_tooltip
-from layers.grids import DEFAULT_STYLE, GridStyle
+from layers._html import band_text, esc, field_tooltip
+from layers.grids import DEFAULT_STYLE, STATUSES, GridStyle
 
 DIFF_COLORS = {"unchanged": "#9aa3ad", "changed": "#e0a800", "added": "#2e9e5b", "removed": "#d64545"}
 SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef6c00"}
@@ -32,7 +31,7 @@ LABEL_KEYS = (
     "plan.building",
     "plan.finding",
     "plan.diff",
-    *(f"grid.status.{s}" for s in ("in_band", "under", "over", "empty", "dedicated")),
+    *(f"grid.status.{s}" for s in STATUSES),
     *(f"plan.diff.{s}" for s in DIFF_COLORS),
 )
 
@@ -48,11 +47,6 @@ class DraftStyle:
 
 DEFAULT_DRAFT_STYLE = DraftStyle()
 
-
-def _band(lo: object, hi: object) -> str:
-    if pd.isna(lo) or pd.isna(hi):  # type: ignore[call-overload]
-        return "—"
-    return f"{int(lo)}–{int(hi)}"  # type: ignore[call-overload]
 
 
 def build_draft_layer(
@@ -73,7 +67,7 @@ def build_draft_layer(
         "r": ("plan.grid", [esc(v) for v in grids["ref"]]),
         "n": ("plan.name", [esc(v) for v in grids["name"]]),
         "h": ("plan.households", [esc(int(v)) for v in grids["households"]]),
-        "b": ("plan.band", [_band(lo, hi) for lo, hi in zip(grids["band_min"], grids["band_max"], strict=True)]),
+        "b": ("plan.band", [band_text(lo, hi) for lo, hi in zip(grids["band_min"], grids["band_max"], strict=True)]),
         "s": ("plan.status", [esc(labels[f"grid.status.{s}"]) for s in grids["status"]]),
     }
     frame = gpd.GeoDataFrame(
