@@ -1245,6 +1245,76 @@ def _existing_keys(store: Store, table: str, key: str) -> set[str]:
     return {str(v) for v in frame[key].tolist() if not _blank(v)}
 
 
+def _rejection(report: ImportReport, problems: _Problems) -> ImportRejected:
+    report.errors = problems.render_errors()
+    report.warnings = problems.render_warnings()
+    return ImportRejected(report)
+
+
+def _read_rows(
+    path: Path, spec: _Kind, layer: str | None, max_bytes: int, report: ImportReport, problems: _Problems
+) -> _Raw:
+    """Read a file for an import or a planning layer; record what the reading found. Raises
+    ImportRejected when the file cannot be read or has no rows."""
+    try:
+        raw = _read(path, spec, layer, max_bytes)
+    except _Unreadable as exc:
+        problems.error(None, str(exc))
+        raise _rejection(report, problems) from None
+    except OSError as exc:
+        problems.error(None, f"could not read {path.name}: {exc.strerror or exc}")
+        raise _rejection(report, problems) from None
+    report.rows_read = len(raw.frame)
+    if len(raw.frame) == 0:
+        problems.error(None, f"{path.name} has no rows")
+        raise _rejection(report, problems)
+    for row, message in raw.row_errors:
+        problems.error(row, message)
+    for note in raw.notes:
+        problems.warn(None, note)
+    return raw
+
+
+def _checked_geometry(
+    raw: _Raw,
+    attrs: pd.DataFrame,
+    *,
+    crs: str | None,
+    region: tuple[float, float, float, float] | None,
+    geometry_types: tuple[str, ...] | None,
+    report: ImportReport,
+    problems: _Problems,
+) -> tuple[gpd.GeoDataFrame, Any]:
+    """``attrs`` (RangeIndex, plus a ``_row`` column) with the file's geometry in WGS84, checked and
+    repaired by :func:`validate_frame`, by the CRS rule of the module docstring: ``(frame,
+    validation report)``. Raises ImportRejected when the CRS or the conversion fails."""
+    source = _decide_crs(raw, crs, problems)
+    if source is None:
+        raise _rejection(report, problems)
+    report.crs_used = _crs_label(source)
+    gdf = gpd.GeoDataFrame(
+        attrs,
+        geometry=gpd.GeoSeries(raw.geometry, index=pd.RangeIndex(len(attrs))),
+        crs=source if isinstance(source, CRS) else "EPSG:4326",
+    )
+    try:
+        gdf = to_wgs84(gdf, source=source)
+    except (CRSError, ValueError, RuntimeError) as exc:  # pyproj's ProjError is a RuntimeError
+        problems.error(None, f"could not convert the coordinates from {report.crs_used} to WGS84: {exc}")
+        raise _rejection(report, problems) from None
+    try:
+        checked, vreport = validate_frame(gdf, region=region, geometry_types=geometry_types, repair=True)
+    except (CRSError, ValueError) as exc:
+        problems.error(None, f"could not check the geometries: {exc}")
+        raise _rejection(report, problems) from None
+    for issue in vreport.errors:
+        problems.error(*_issue_parts(issue))
+    for issue in vreport.warnings:
+        problems.warn(*_issue_parts(issue))
+    report.repaired = _repaired_count(getattr(vreport, "repaired", 0))
+    return checked, vreport
+
+
 def import_file(
     store: Store,
     kind: str,
@@ -1269,28 +1339,10 @@ def import_file(
     problems = _Problems(spec.key)
 
     def reject() -> ImportRejected:
-        report.errors = problems.render_errors()
-        report.warnings = problems.render_warnings()
-        return ImportRejected(report)
+        return _rejection(report, problems)
 
-    try:
-        raw = _read(path, spec, layer, max_bytes)
-    except _Unreadable as exc:
-        problems.error(None, str(exc))
-        raise reject() from None
-    except OSError as exc:
-        problems.error(None, f"could not read {path.name}: {exc.strerror or exc}")
-        raise reject() from None
-
+    raw = _read_rows(path, spec, layer, max_bytes, report, problems)
     n = len(raw.frame)
-    report.rows_read = n
-    if n == 0:
-        problems.error(None, f"{path.name} has no rows")
-        raise reject()
-    for row, message in raw.row_errors:
-        problems.error(row, message)
-    for note in raw.notes:
-        problems.warn(None, note)
 
     rename, ignored, notes = _map_columns(raw.frame.columns, spec)
     for note in notes:
@@ -1316,32 +1368,10 @@ def import_file(
         if raw.geometry is None or all(g is None for g in raw.geometry):
             problems.error(None, f"{path.name} has no geometry: {kind} need {spec.geometry}s")
             raise reject()
-        source = _decide_crs(raw, crs, problems)
-        if source is None:
-            raise reject()
-        report.crs_used = _crs_label(source)
-        gdf = gpd.GeoDataFrame(
-            {"_row": np.arange(n)},
-            geometry=gpd.GeoSeries(raw.geometry, index=pd.RangeIndex(n)),
-            crs=source if isinstance(source, CRS) else "EPSG:4326",
+        checked, vreport = _checked_geometry(
+            raw, pd.DataFrame({"_row": np.arange(n)}), crs=crs, region=region,
+            geometry_types=_GEOM_TYPES[spec.geometry], report=report, problems=problems,
         )
-        try:
-            gdf = to_wgs84(gdf, source=source)
-        except (CRSError, ValueError, RuntimeError) as exc:  # pyproj's ProjError is a RuntimeError
-            problems.error(None, f"could not convert the coordinates from {report.crs_used} to WGS84: {exc}")
-            raise reject() from None
-        try:
-            checked, vreport = validate_frame(
-                gdf, region=region, geometry_types=_GEOM_TYPES[spec.geometry], repair=True
-            )
-        except (CRSError, ValueError) as exc:
-            problems.error(None, f"could not check the geometries: {exc}")
-            raise reject() from None
-        for issue in vreport.errors:
-            problems.error(*_issue_parts(issue))
-        for issue in vreport.warnings:
-            problems.warn(*_issue_parts(issue))
-        report.repaired = _repaired_count(getattr(vreport, "repaired", 0))
         target = schema.table(spec.table).geometry_column
         target_kind = target.geometry_kind if target is not None else "GEOMETRY"
         rows = checked["_row"].tolist() if "_row" in checked.columns else list(range(len(checked)))
@@ -1575,63 +1605,20 @@ def read_layer(
     report = ImportReport(kind=what, path=str(path))
     problems = _Problems("")
 
-    def reject() -> ImportRejected:
-        report.errors = problems.render_errors()
-        report.warnings = problems.render_warnings()
-        return ImportRejected(report)
-
-    try:
-        raw = _read(path, spec, layer, max_bytes)
-    except _Unreadable as exc:
-        problems.error(None, str(exc))
-        raise reject() from None
-    except OSError as exc:
-        problems.error(None, f"could not read {path.name}: {exc.strerror or exc}")
-        raise reject() from None
-    n = len(raw.frame)
-    report.rows_read = n
-    if n == 0:
-        problems.error(None, f"{path.name} has no rows")
-        raise reject()
-    for row, message in raw.row_errors:
-        problems.error(row, message)
-    for note in raw.notes:
-        problems.warn(None, note)
+    raw = _read_rows(path, spec, layer, max_bytes, report, problems)
     if raw.geometry is None or all(g is None for g in raw.geometry):
         problems.error(None, f"{path.name} has no geometry")
-        raise reject()
-    source = _decide_crs(raw, crs, problems)
-    if source is None:
-        raise reject()
-    report.crs_used = _crs_label(source)
+        raise _rejection(report, problems)
     attrs = raw.frame.copy()
     attrs.columns = [str(c) for c in attrs.columns]
     attrs = attrs.drop(columns=[c for c in attrs.columns if c.lower() in ("wkt", "geometry")], errors="ignore")
-    gdf = gpd.GeoDataFrame(
-        attrs.assign(_row=np.arange(n)),
-        geometry=gpd.GeoSeries(raw.geometry, index=pd.RangeIndex(n)),
-        crs=source if isinstance(source, CRS) else "EPSG:4326",
-    )
-    try:
-        gdf = to_wgs84(gdf, source=source)
-    except (CRSError, ValueError, RuntimeError) as exc:
-        problems.error(None, f"could not convert the coordinates from {report.crs_used} to WGS84: {exc}")
-        raise reject() from None
     types = {"polygon": ("Polygon", "MultiPolygon"), "point": ("Point",), "line": ("LineString", "MultiLineString")}
-    try:
-        checked, vreport = validate_frame(
-            gdf, geometry_types=types[geometry] if geometry else None, repair=True
-        )
-    except (CRSError, ValueError) as exc:
-        problems.error(None, f"could not check the geometries: {exc}")
-        raise reject() from None
-    for issue in vreport.errors:
-        problems.error(*_issue_parts(issue))
-    for issue in vreport.warnings:
-        problems.warn(*_issue_parts(issue))
-    report.repaired = _repaired_count(getattr(vreport, "repaired", 0))
+    checked, _vreport = _checked_geometry(
+        raw, attrs.assign(_row=np.arange(len(attrs))), crs=crs, region=None,
+        geometry_types=types[geometry] if geometry else None, report=report, problems=problems,
+    )
     if problems.errors:
-        raise reject()
+        raise _rejection(report, problems)
     out = checked.drop(columns="_row").reset_index(drop=True)
     report.rows_written = len(out)
     report.errors = problems.render_errors()
