@@ -10,7 +10,7 @@ import streamlit as st
 from console.i18n import DEFAULT_LANG, LANGS
 from layers.basemap import BasemapConfig
 from layers.offline import use_local_assets
-from services import mapview, settings
+from services import mapview, planning, settings
 from store import Store, open_store
 
 
@@ -70,3 +70,25 @@ def static_prefix() -> str:
     """Root-absolute URL of Streamlit's static folder (honours server.baseUrlPath)."""
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")
     return f"/{base}/app/static" if base else "/app/static"
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner=False)
+def _draft_state(url: str, draft_id: int, revision: int, updated_at: str) -> planning.DraftState:
+    return planning.evaluate(get_store(), draft_id, revision=revision)
+
+
+def draft_state(draft_id: int) -> planning.DraftState:
+    """A draft recounted and validated, once per revision: reruns for clicks, selections and other
+    widgets reuse it (every edit, undo, redo, rebase or publish makes a new key)."""
+    d = planning.draft(get_store(), draft_id)
+    return _draft_state(get_store().url, d.id, d.revision, f"{d.updated_at}|{d.status}|{d.base_version}")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _unit_choices(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return planning.unit_choices(get_store())
+
+
+def unit_choices() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Townships and villages for the planner's pickers (names change rarely: cached 5 minutes)."""
+    return _unit_choices(get_store().url)

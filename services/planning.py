@@ -400,9 +400,8 @@ def create_draft(
 
 
 def draft_grids(store: Store, draft_id: int, *, revision: int | None = None, crs: Any = LONLAT) -> gpd.GeoDataFrame:
-    d = draft(store, draft_id)
-    rev = d.revision if revision is None else int(revision)
-    rows = store.read("draft_grids", where={"draft_id": d.id, "revision": rev}, order_by=["key"])
+    rev = draft(store, draft_id).revision if revision is None else int(revision)
+    rows = store.read("draft_grids", where={"draft_id": int(draft_id), "revision": rev}, order_by=["key"])
     rows = _geo(rows.drop(columns=["draft_id", "revision"]))
     return rows.to_crs(crs) if crs != LONLAT else rows
 
@@ -424,7 +423,7 @@ def edit(store: Store, draft_id: int, action: str, *, actor: str | None = None, 
     """
     d = _open(store, draft_id)
     ctx = context(store, d.unit_code)
-    grids = draft_grids(store, d.id, crs=ctx.crs)
+    grids = draft_grids(store, d.id, revision=d.revision, crs=ctx.crs)
     metric = _to_metric_geom(params, ctx.crs)
     if action == "split":
         new = split_grid(grids, int(params["key"]), metric["line"], buildings=ctx.buildings)
@@ -568,7 +567,7 @@ def _refs(grids: pd.DataFrame) -> list[str]:
 def evaluate(store: Store, draft_id: int, *, revision: int | None = None, ctx: UnitContext | None = None) -> DraftState:
     d = draft(store, draft_id)
     ctx = ctx or context(store, d.unit_code)
-    grids = draft_grids(store, d.id, revision=revision, crs=ctx.crs)
+    grids = draft_grids(store, d.id, revision=d.revision if revision is None else revision, crs=ctx.crs)
     grids["ref"] = _refs(grids)
     band = d.band or ctx.unit.band
     counted, assignment = recount(grids, ctx.buildings, key="ref")

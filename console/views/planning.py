@@ -30,7 +30,7 @@ L = labels(("plan.", "grid.status."), lang)
 st.title(t("page.planning", lang))
 try:
     store = state.get_store()
-    towns, villages = planning.unit_choices(store)
+    towns, villages = state.unit_choices()
 except Exception as exc:  # the database is down: say so, do not crash
     st.error(t("app.db_error", lang, error=exc))
     st.stop()
@@ -114,7 +114,7 @@ with tab_edit:
     if draft_id is None:
         st.info(t("plan.start_hint", lang))
     else:
-        view = planning.evaluate(store, int(draft_id))
+        view = state.draft_state(int(draft_id))
         d = view.draft
         sel_key = f"plan_sel_{d.id}"
         selected: list[int] = [k for k in st.session_state.get(sel_key, []) if k in set(view.grids["key"])]
