@@ -17,6 +17,8 @@ import typer
 from console.i18n import t
 
 if TYPE_CHECKING:
+    import geopandas as gpd
+
     from store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Grid governance command console.")
@@ -130,7 +132,7 @@ def _band(text: str, lang: str) -> tuple[int, int]:
     return lo, hi
 
 
-def _read(path: Path, what: str, crs: str | None, lang: str, geometry: str | None = None) -> object:
+def _read(path: Path, what: str, crs: str | None, lang: str, geometry: str | None = None) -> gpd.GeoDataFrame:
     from services.files import ImportRejected, read_layer
 
     try:
@@ -176,7 +178,6 @@ def partition(
     Buildings without a household count (OpenStreetMap extracts) are estimated from footprint area
     × levels ÷ --area-per-household. ``--unit CODE`` makes a draft in the database instead;
     ``--all --out FILE`` partitions the whole city from the database with a progress bar."""
-    import geopandas as gpd
 
     lo_hi = _band(band, lang)
     started = time.perf_counter()
@@ -224,7 +225,6 @@ def partition(
 
     b = _read(buildings, "buildings", crs, lang, "polygon")
     parent = _read(boundary, "boundary", crs, lang, "polygon")
-    assert isinstance(b, gpd.GeoDataFrame) and isinstance(parent, gpd.GeoDataFrame)
     b = b.rename(columns={households_field: "households"}) if households_field in b.columns else b
     estimated = estimate_households(b, area_per_household_m2=area_per_household)
     n_est = int(estimated["households_estimated"].sum())
@@ -241,9 +241,9 @@ def partition(
               f"no partition can meet band {lo_hi[0]}-{lo_hi[1]}", lang)
     extra: dict[str, object] = {}
     if roads is not None:
-        extra["roads"] = _read(roads, "roads", crs, lang, "line").to_crs(metric.crs)  # type: ignore[attr-defined]
+        extra["roads"] = _read(roads, "roads", crs, lang, "line").to_crs(metric.crs)
     if water is not None:
-        extra["water"] = _read(water, "water", crs, lang, "polygon").to_crs(metric.crs)  # type: ignore[attr-defined]
+        extra["water"] = _read(water, "water", crs, lang, "polygon").to_crs(metric.crs)
     try:
         grids, _labels = run_partition(metric, boundary=shape, band=lo_hi, **extra)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -279,22 +279,18 @@ def validate(
         if grids is None or boundary is None:
             _fail("give GRIDS and --boundary, or --draft ID", lang)
             return
-        import geopandas as gpd
 
         from geo.audit import audit_grids
         from geo.crs import to_metric
 
-        read = _read(grids, "grids", crs, lang, "polygon")
-        assert isinstance(read, gpd.GeoDataFrame)
-        g = to_metric(read)
+        g = to_metric(_read(grids, "grids", crs, lang, "polygon"))
         parent = _read(boundary, "boundary", crs, lang, "polygon")
-        assert isinstance(parent, gpd.GeoDataFrame)
         b = _read(buildings, "buildings", crs, lang, "polygon") if buildings is not None else None
         if "code" not in g.columns:
             g["code"] = [f"#{i + 1}" for i in range(len(g))]
         report = audit_grids(
             g, parent=parent.to_crs(g.crs).geometry.union_all(), band=_band(band, lang),
-            buildings=b.to_crs(g.crs) if b is not None else None,  # type: ignore[attr-defined]
+            buildings=b.to_crs(g.crs) if b is not None else None,
         )
     _print_report(report, lang)
     raise typer.Exit(code=1 if report.errors else 0)
@@ -360,7 +356,6 @@ def unify(
 ) -> None:
     """Propose one unified grid set from several departments' legacy layers, with a crosswalk
     from each legacy grid to the unified grids and the places where the layers disagree."""
-    import geopandas as gpd
 
     from geo.unify import unify as run_unify
     from services.files import write_layer
@@ -371,14 +366,13 @@ def unify(
     frames: dict[str, gpd.GeoDataFrame] = {}
     for label, path in zip(labels, layers, strict=True):
         frame = _read(path, label, crs, lang, "polygon")
-        assert isinstance(frame, gpd.GeoDataFrame)
         if code_field not in frame.columns:
             _fail(f"{path.name} has no {code_field!r} column (use --code-field)", lang)
         frames[label] = frame.rename(columns={code_field: "code"})
     territory = None
     if boundary is not None:
         b = _read(boundary, "boundary", crs, lang, "polygon")
-        territory = b.geometry.union_all()  # type: ignore[attr-defined]
+        territory = b.geometry.union_all()
     try:
         result = run_unify(frames, boundary=territory)
     except ValueError as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import pytest
 import shapely
 
@@ -290,4 +289,3 @@ def test_map_lookups(loaded: Any) -> None:
     q = b.geometry.representative_point()
     assert planning.building_at(state.buildings, q.x, q.y) == int(b["id"])
     assert planning.grid_crossed(state.grids, _split_line(g.geometry)) is not None
-    assert isinstance(pd.Timestamp(NOW), pd.Timestamp)
