@@ -49,7 +49,7 @@ test: lint typecheck pytest
 
 # Benchmarks: installs what they need (requirements-bench.txt, pinned) into the venv, then runs
 # them. `make bench BENCH="bench/partition_vs_spopt.py bench/demo_generation.py"` picks others.
-BENCH ?= bench/partition_vs_spopt.py
+BENCH ?= bench/partition_vs_spopt.py bench/planning_speed.py
 .PHONY: bench
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import geopandas as gpd
@@ -510,16 +509,11 @@ def big_village(
     return grids, parent, buildings
 
 
-def test_village_of_100_grids_and_3000_buildings_audits_in_well_under_a_second() -> None:
+def test_village_of_100_grids_and_3000_buildings() -> None:
+    """Its speed is measured in bench/planning_speed.py, not asserted here."""
     grids, parent, buildings = big_village()
     staffed = set(grids["code"])
-    audit_grids(grids, parent=parent, buildings=buildings, band=(80, 120), staffed=staffed)  # warm up
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        report = audit_grids(grids, parent=parent, buildings=buildings, band=(80, 120), staffed=staffed)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.5, f"audit took {best:.3f} s"
+    report = audit_grids(grids, parent=parent, buildings=buildings, band=(80, 120), staffed=staffed)
     # random houses straddle boundaries: splits, but no coverage errors
     assert report.codes() <= {"building_split", "out_of_band"}
     counted, _ = recount(grids, buildings)
