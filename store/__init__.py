@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from store.base import BBox, ConflictError, Store, StoreError
+from store.base import BBox, ConflictError, Range, Store, StoreError
 
-__all__ = ["BBox", "ConflictError", "Store", "StoreError", "open_store", "DEFAULT_URL"]
+__all__ = ["BBox", "ConflictError", "Range", "Store", "StoreError", "open_store", "DEFAULT_URL"]
 
 DEFAULT_URL = "sqlite:///var/gridconsole.sqlite"
 

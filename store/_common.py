@@ -32,7 +32,7 @@ import shapely
 from pyproj import CRS, Geod
 
 from store import schema
-from store.base import BBox, StoreError
+from store.base import BBox, Range, StoreError
 
 Dialect = Literal["sqlite", "postgis"]
 
@@ -437,8 +437,8 @@ def _active_geometry_name(frame: pd.DataFrame) -> str | None:
 
 
 def prepare_frame(table: str, frame: pd.DataFrame, mode: str) -> Prepared:
-    if mode not in ("append", "replace", "upsert"):
-        raise StoreError(f"write mode must be 'append', 'replace' or 'upsert', got {mode!r}")
+    if mode not in ("append", "replace", "upsert", "ignore"):
+        raise StoreError(f"write mode must be 'append', 'replace', 'upsert' or 'ignore', got {mode!r}")
     t = get_table(table)
     if not isinstance(frame, pd.DataFrame):
         raise StoreError(f"write() takes a DataFrame, got {type(frame).__name__}")
@@ -563,7 +563,14 @@ def where_parts(
     for name, value in where.items():
         col = get_column(t, name)
         ref = f"{alias}.{q(col.name)}" if alias else q(col.name)
-        if _is_list(value):
+        if isinstance(value, Range):
+            if col.is_geometry:
+                raise StoreError(f"cannot test the geometry column {col.name!r} against a range")
+            for bound, op in ((value.lo, ">="), (value.hi, "<")):
+                if not _isnull(bound):
+                    conds.append(f"{ref} {op} {ph}")
+                    params.append(normalize_value(col, bound, dialect))
+        elif _is_list(value):
             items = list(value)
             if col.is_geometry:
                 raise StoreError(f"cannot test the geometry column {col.name!r} against a list")

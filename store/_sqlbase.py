@@ -276,11 +276,17 @@ class SQLStoreBase:
                 names.append(q(b))
                 phs.append("?")
                 params.append(v)
+        if t.partition_by:
+            self.ensure_partitions(t.name, [given.get(t.partition_by)])
         pk = ", ".join(q(k) for k in t.primary_key)
         sql = f"INSERT INTO {q(t.name)} ({', '.join(names)}) VALUES ({', '.join(phs)}) RETURNING {pk}"  # noqa: S608
         row = self._run(lambda cur: _fetchall(cur, sql, params), write=True)[0]
         self._after_insert(t, given)
         return row[0] if len(row) == 1 else tuple(row)
+
+    def ensure_partitions(self, table: str, instants: Any) -> list[str]:
+        """PostGIS creates day partitions before rows go into them; SQLite has none."""
+        return []
 
     def _after_insert(self, t: schema.Table, given: Mapping[str, Any]) -> None:
         """Hook: PostGIS moves the identity sequence past explicit ids."""
@@ -317,10 +323,17 @@ class SQLStoreBase:
     # ------------------------------------------------------------------ helpers for subclasses
 
     @staticmethod
-    def _prepare_write(table: str, frame: pd.DataFrame, mode: WriteMode) -> Prepared | None:
-        """Checks shared by both stores' write(): the frame against the schema, upsert keys unique.
-        None when there is nothing to do (no rows, and not a replace)."""
+    def _prepare_write(table: str, frame: pd.DataFrame, mode: WriteMode, newest: str | None = None) -> Prepared | None:
+        """Checks shared by both stores' write(): the frame against the schema, upsert keys unique,
+        ``newest`` only with upsert and present in the frame. None when there is nothing to do (no
+        rows, and not a replace)."""
         p = prepare_frame(table, frame, mode)
+        if newest is not None:
+            if mode != "upsert":
+                raise StoreError(f"newest= goes with mode='upsert', not {mode!r}")
+            col = get_column(p.table, newest)
+            if col.name not in p.names or col.primary_key:
+                raise StoreError(f"newest={newest!r} must be a non-key column of the frame")
         if mode == "upsert" and duplicate_keys(p):
             raise ConflictError(
                 f"the frame has the same primary key more than once; nothing written to {p.table.name!r}"
@@ -328,6 +341,18 @@ class SQLStoreBase:
         if p.n == 0 and mode != "replace":
             return None
         return p
+
+    @staticmethod
+    def _conflict_sql(t: schema.Table, cols_sql: Sequence[str], mode: WriteMode, newest: str | None) -> str:
+        """The ON CONFLICT clause of an upsert/ignore insert (``excluded`` works in both dialects)."""
+        pk = ", ".join(q(k) for k in t.primary_key)
+        updates = [c for c in cols_sql if c.strip('"') not in t.primary_key]
+        if mode == "ignore" or not updates:
+            return f" ON CONFLICT ({pk}) DO NOTHING"
+        sql = f" ON CONFLICT ({pk}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
+        if newest is not None:
+            sql += f" WHERE excluded.{q(newest)} > {q(t.name)}.{q(newest)} OR {q(t.name)}.{q(newest)} IS NULL"
+        return sql
 
     def _columns_for_write(self, t: schema.Table, names: Sequence[str]) -> list[str]:
         out = [q(n) for n in names]

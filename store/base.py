@@ -15,13 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import pandas as pd
 
 BBox = tuple[float, float, float, float]  # (min lon, min lat, max lon, max lat) in EPSG:4326
-WriteMode = Literal["append", "replace", "upsert"]
-Where = Mapping[str, Any]  # column -> value, or column -> list/tuple of values (IN)
+WriteMode = Literal["append", "replace", "upsert", "ignore"]
+Where = Mapping[str, Any]  # column -> value, list/tuple of values (IN), or Range
+
+
+@dataclass(frozen=True)
+class Range:
+    """A ``where`` value: ``lo <= column < hi`` (half-open; a None bound is open). Timestamps,
+    numbers or text, compared in the column's type: ``where={"ts": Range(start, end)}``."""
+
+    lo: Any = None
+    hi: Any = None
 
 
 class StoreError(Exception):
@@ -52,12 +62,15 @@ class Store(Protocol):
         savepoints around bulk writes make SQLite quadratic."""
         ...
 
-    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:
+    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append", newest: str | None = None) -> int:
         """Write rows. ``frame`` columns must be a subset of the table's columns; a GeoDataFrame's
         active geometry goes to the table's geometry column and must be in EPSG:4326 (a frame with
         no CRS, or another CRS, is refused with StoreError). ``replace`` deletes every row of the
-        table first (same transaction); ``upsert`` updates rows whose primary key exists.
-        Autoincrement keys absent from the frame are generated. Returns the number of rows written."""
+        table first (same transaction); ``upsert`` updates rows whose primary key exists -- with
+        ``newest="ts"`` only when the incoming row's ``ts`` is greater (late arrivals never move a
+        row back in time); ``ignore`` appends and skips rows whose primary key exists (idempotent
+        re-sends). Autoincrement keys absent from the frame are generated. Returns the number of
+        rows written (for ``ignore``, the rows actually inserted)."""
         ...
 
     def read(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Literal
 
 from store import schema
@@ -121,7 +122,8 @@ def create_table_sql(t: schema.Table, dialect: Dialect, columns: Sequence[schema
         parts += [f"{q(b)} REAL" for b in BBOX_COLUMNS]
     if t.primary_key and not (dialect == "sqlite" and rowid_alias(t)):
         parts.append(f"PRIMARY KEY ({', '.join(q(k) for k in t.primary_key)})")
-    out = [f"CREATE TABLE IF NOT EXISTS {q(t.name)} (\n  " + ",\n  ".join(parts) + "\n)"]
+    tail = f" PARTITION BY RANGE ({q(t.partition_by)})" if dialect == "postgis" and t.partition_by else ""
+    out = [f"CREATE TABLE IF NOT EXISTS {q(t.name)} (\n  " + ",\n  ".join(parts) + "\n)" + tail]
     names = {c.name for c in cols}
     out += indexes_sql(t, dialect, names)
     if t.geometry_column is not None and t.geometry_column.name in names:
@@ -211,6 +213,21 @@ def add_column_sql(t: schema.Table, c: schema.Column, dialect: Dialect) -> list[
     return out
 
 
+def partition_name(t: schema.Table, day: date) -> str:
+    return f"{t.name}_p{day:%Y%m%d}"
+
+
+def create_partition_sql(t: schema.Table, day: date) -> str:
+    """PostGIS: the partition of ``t`` holding one UTC day (``[day, day + 1)``)."""
+    if not t.partition_by:
+        raise ValueError(f"table {t.name!r} is not partitioned")
+    nxt = day + timedelta(days=1)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {q(partition_name(t, day))} PARTITION OF {q(t.name)}"
+        f" FOR VALUES FROM ('{day.isoformat()} 00:00:00+00') TO ('{nxt.isoformat()} 00:00:00+00')"
+    )
+
+
 # --------------------------------------------------------------------------- migration builders
 
 
@@ -280,6 +297,74 @@ def _planning(dialect: Dialect) -> list[str]:
     return out
 
 
+# The positions table as migrations 1 and 2 created it (a frozen copy: the schema has moved on).
+_POSITIONS_V1 = schema.Table(
+    "positions",
+    (
+        schema.C("id", "bigint", primary_key=True, autoincrement=True),
+        schema.C("staff_id", "bigint", not_null=True),
+        schema.C("ts", "timestamp", not_null=True),
+        schema.C("speed", "real"),
+        schema.C("bearing", "real"),
+        schema.C("altitude", "real"),
+        schema.C("accuracy", "real"),
+        schema.C("battery", "real"),
+        schema.C("flagged", "bool"),
+        schema.C("geom", "geometry:POINT"),
+    ),
+    indexes=(("staff_id", "ts"),),
+)
+_TRACK_TABLES = ("grid_presence", "staff_days")
+_LATEST_COLUMNS = ("bearing", "charging", "grid_code", "received_at")
+
+
+def _tracks(dialect: Dialect) -> list[str]:
+    """Issue 4: positions keyed by (staff_id, ts) -- idempotent ingest -- and, on PostGIS,
+    partitioned by day; the fix's grid and jump flag; grid presence and the staff-day rollup.
+    Rows of the old positions table are carried over (a repeated (staff_id, ts) kept once)."""
+    old, new = _POSITIONS_V1, schema.table("positions")
+    out = create_table_sql(old, dialect)  # a fresh database: the old table, empty, so one path fits both
+    if dialect == "sqlite":
+        out += [f"DROP TRIGGER IF EXISTS {q(rtree_name(old) + s)}" for s in ("_insert", "_update", "_delete")]
+        out.append(f"DROP TABLE IF EXISTS {q(rtree_name(old))}")
+    else:
+        out.append(f"DROP INDEX IF EXISTS {q(gist_index_name(old))}")
+    out.append(f"DROP INDEX IF EXISTS {q(index_name(old, ('staff_id', 'ts')))}")
+    out.append('ALTER TABLE "positions" RENAME TO "positions_v1"')
+    if dialect == "postgis":  # the key's index keeps its name through a table rename
+        out.append('ALTER INDEX IF EXISTS "positions_pkey" RENAME TO "positions_v1_pkey"')
+    out += create_table_sql(new, dialect)
+    carried = ["staff_id", "ts", "speed", "bearing", "altitude", "accuracy", "battery", "geom"]
+    cols = ", ".join(q(c) for c in carried)
+    if dialect == "sqlite":
+        bbox = ", ".join(q(b) for b in BBOX_COLUMNS)
+        out.append(
+            f'INSERT OR IGNORE INTO "positions" ({cols}, "jump", {bbox})'  # noqa: S608
+            f' SELECT {cols}, "flagged", {bbox} FROM "positions_v1" ORDER BY "id"'
+        )
+    else:
+        # one partition per UTC day present in the old rows, then the rows
+        out.append(
+            "DO $$ DECLARE d date; BEGIN\n"
+            "  FOR d IN SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM positions_v1 LOOP\n"
+            "    EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF positions"
+            " FOR VALUES FROM (%L) TO (%L)', 'positions_p' || to_char(d, 'YYYYMMDD'),"
+            " d::text || ' 00:00:00+00', (d + 1)::text || ' 00:00:00+00');\n"
+            "  END LOOP;\nEND $$"
+        )
+        out.append(
+            f'INSERT INTO "positions" ({cols}, "jump") SELECT {cols}, "flagged" FROM "positions_v1"'  # noqa: S608
+            ' ORDER BY "id" ON CONFLICT DO NOTHING'
+        )
+    out.append('DROP TABLE "positions_v1"')
+    latest = schema.table("latest_positions")
+    for name in _LATEST_COLUMNS:
+        out += add_column_sql(latest, latest.column(name), dialect)
+    for name in _TRACK_TABLES:
+        out += create_table_sql(schema.table(name), dialect)
+    return out
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema: every table of store/schema.py", _initial),
     Migration(
@@ -288,6 +373,13 @@ MIGRATIONS: list[Migration] = [
         _planning,
         adds_tables=_PLANNING_TABLES,
         adds_columns=(("admin_units", "band_min"), ("admin_units", "band_max"), ("admin_units", "grid_version")),
+    ),
+    Migration(
+        3,
+        "staff tracks: positions keyed by staff and time (partitioned by day on PostGIS), grid presence, staff-day KPIs",
+        _tracks,
+        adds_tables=("positions", *_TRACK_TABLES),
+        adds_columns=tuple(("latest_positions", c) for c in _LATEST_COLUMNS),
     ),
 ]
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from store import migrations as mig
@@ -49,6 +50,7 @@ T = TypeVar("T")
 COPY_CHUNK_ROWS = 200_000
 BULK_MIN_ROWS = 20_000
 _MIGRATION_LOCK_KEY = 7_042_113_001  # pg_advisory_xact_lock key serialising concurrent migrate()
+_PARTITION_LOCK_KEY = 7_042_113_002  # ... serialising the creation of day partitions
 _EARTH_POLAR_RADIUS_M = 6_356_752.0
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
@@ -92,6 +94,7 @@ class PostGISStore(SQLStoreBase):
         self._depth = 0
         self._closed = False
         self._conn: Any = None
+        self._partitions: set[str] = set()  # day partitions known to exist (committed)
         self._connect()
         self._ensure_postgis()
         if migrate:
@@ -328,11 +331,13 @@ class PostGISStore(SQLStoreBase):
 
     # ------------------------------------------------------------------ write
 
-    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:
-        p = self._prepare_write(table, frame, mode)
+    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append", newest: str | None = None) -> int:
+        p = self._prepare_write(table, frame, mode, newest)
         if p is None:
             return 0
         t = p.table
+        if t.partition_by and p.n:
+            self.ensure_partitions(table, p.values[t.partition_by])
         enc = p.encoded("postgis")
         fields = [_copy_column(enc[c.name], c) for c in p.columns]
         names = ", ".join(q(n) for n in p.names)
@@ -364,21 +369,18 @@ class PostGISStore(SQLStoreBase):
             if rebuild:
                 for name in self._index_names(t):
                     cur.execute(f"DROP INDEX IF EXISTS {q(name)}")
+            written = p.n
             if p.n:
-                if mode == "upsert":
+                if mode in ("upsert", "ignore"):
                     cur.execute("DROP TABLE IF EXISTS gc_stage")
                     cur.execute(
                         f"CREATE TEMP TABLE gc_stage ON COMMIT DROP AS SELECT {names} FROM {q(t.name)} WITH NO DATA"  # noqa: S608
                     )
                     copy_into(cur, "gc_stage")
-                    pk = ", ".join(q(k) for k in t.primary_key)
-                    rest = [q(n) for n in p.names if n not in t.primary_key]
-                    action = (
-                        "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in rest) if rest else "DO NOTHING"
-                    )
-                    cur.execute(
-                        f"INSERT INTO {q(t.name)} ({names}) SELECT {names} FROM gc_stage ON CONFLICT ({pk}) {action}"  # noqa: S608
-                    )
+                    conflict = self._conflict_sql(t, [q(n) for n in p.names], mode, newest)
+                    cur.execute(f"INSERT INTO {q(t.name)} ({names}) SELECT {names} FROM gc_stage{conflict}")  # noqa: S608
+                    if mode == "ignore":
+                        written = cur.rowcount
                     cur.execute("DROP TABLE gc_stage")
                 else:
                     copy_into(cur, q(t.name))
@@ -391,9 +393,35 @@ class PostGISStore(SQLStoreBase):
                 cur.execute(f"ANALYZE {q(t.name)}")
             if explicit_ids or mode == "replace":
                 self._sync_identity(cur, t)
-            return p.n
+            return written
 
         return self._run(run, write=True)
+
+    def ensure_partitions(self, table: str, instants: Any) -> list[str]:
+        """Create the day partitions of a partitioned table that rows at ``instants`` (datetime64
+        or timestamps, UTC) fall into; return the names created or confirmed. Runs in its own
+        short transaction unless called inside one (then it commits with it)."""
+        t = get_table(table)
+        if not t.partition_by:
+            return []
+        stamps = pd.to_datetime(pd.Series(np.asarray(instants)), utc=True).dropna()
+        days = sorted({d.date() for d in stamps.dt.floor("D")})
+        todo = [d for d in days if mig.partition_name(t, d) not in self._partitions]
+        if not todo:
+            return []
+
+        def run(cur: Any) -> None:
+            # serialise creators: two sessions creating the same partition would collide
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
+            for d in todo:
+                cur.execute(mig.create_partition_sql(t, d))
+
+        nested = self._depth > 0
+        self._run(run, write=True)
+        names = [mig.partition_name(t, d) for d in todo]
+        if not nested:  # inside a transaction the partitions exist only once it commits
+            self._partitions.update(names)
+        return names
 
     def purge(self, tables: Sequence[str]) -> None:
         """Empty whole tables in one transaction, append-only history included (an administrative

@@ -43,6 +43,10 @@ class Table:
     columns: tuple[Column, ...]
     indexes: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
     append_only: bool = False  # rows may be inserted, never updated or deleted
+    # PostGIS: the table is range-partitioned by UTC day on this timestamp column (which must be
+    # part of the primary key); the store creates each day's partition before writing into it.
+    # SQLite: an ordinary table.
+    partition_by: str | None = None
 
     @property
     def geometry_column(self) -> Column | None:
@@ -181,22 +185,27 @@ TABLES: dict[str, Table] = {
             indexes=(("grid_code",),),
         ),
         Table(
+            # GPS fixes from phones (issue 4). One fix per staff member and instant: a repeated
+            # (staff_id, ts) is the same fix sent twice, so writes are idempotent.
             "positions",
             (
-                C("id", "bigint", primary_key=True, autoincrement=True),
-                C("staff_id", "bigint", not_null=True),
-                C("ts", "timestamp", not_null=True),
-                C("speed", "real"),
-                C("bearing", "real"),
-                C("altitude", "real"),
-                C("accuracy", "real"),
-                C("battery", "real"),
-                C("flagged", "bool"),
+                C("staff_id", "bigint", primary_key=True),
+                C("ts", "timestamp", primary_key=True),  # the phone's fix time (UTC)
+                C("received_at", "timestamp"),  # when the server committed it
+                C("speed", "real"),  # m/s
+                C("bearing", "real"),  # degrees clockwise from north
+                C("altitude", "real"),  # metres
+                C("accuracy", "real"),  # metres (horizontal, 68%)
+                C("battery", "real"),  # percent
+                C("charging", "bool"),
+                C("jump", "bool"),  # an impossible move: kept, left out of tracks and statistics
+                C("grid_code", "text"),  # the grid the fix lies in (None outside every grid)
                 C("geom", "geometry:POINT"),
             ),
-            indexes=(("staff_id", "ts"),),
+            partition_by="ts",
         ),
         Table(
+            # The newest accepted (non-jump) fix per staff member, kept current by the ingest.
             "latest_positions",
             (
                 C("staff_id", "bigint", primary_key=True),
@@ -204,8 +213,43 @@ TABLES: dict[str, Table] = {
                 C("speed", "real"),
                 C("accuracy", "real"),
                 C("battery", "real"),
+                C("bearing", "real"),
+                C("charging", "bool"),
+                C("grid_code", "text"),
+                C("received_at", "timestamp"),
                 C("geom", "geometry:POINT"),
             ),
+        ),
+        Table(
+            # Which staff member was present in which grid on which local day (first fix there):
+            # "the grids nobody patrolled today" without scanning the day's fixes.
+            "grid_presence",
+            (
+                C("day", "text", primary_key=True),  # YYYY-MM-DD in the city's time zone
+                C("grid_code", "text", primary_key=True),
+                C("staff_id", "bigint", primary_key=True),
+                C("first_ts", "timestamp", not_null=True),
+            ),
+        ),
+        Table(
+            # Per staff member and local day: the KPI rollup of the day's track (geo.tracks.daily_summary).
+            "staff_days",
+            (
+                C("staff_id", "bigint", primary_key=True),
+                C("day", "text", primary_key=True),  # YYYY-MM-DD in the city's time zone
+                C("points", "int"),
+                C("jumps", "int"),
+                C("distance_m", "real"),
+                C("duration_s", "real"),
+                C("moving_s", "real"),
+                C("stops", "int"),
+                C("buildings_visited", "int"),
+                C("households_visited", "int"),
+                C("first_ts", "timestamp"),
+                C("last_ts", "timestamp"),
+                C("computed_at", "timestamp", not_null=True),
+            ),
+            indexes=(("day",),),
         ),
         Table(
             "cameras",

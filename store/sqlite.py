@@ -236,8 +236,8 @@ class SQLiteStore(SQLStoreBase):
 
     # ------------------------------------------------------------------ write
 
-    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:
-        p = self._prepare_write(table, frame, mode)
+    def write(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append", newest: str | None = None) -> int:
+        p = self._prepare_write(table, frame, mode, newest)
         if p is None:
             return 0
         t = p.table
@@ -258,13 +258,8 @@ class SQLiteStore(SQLStoreBase):
                     data.append(col.tolist())
         cols_sql = self._columns_for_write(t, names)
         sql = f"INSERT INTO {q(t.name)} ({', '.join(cols_sql)}) VALUES ({', '.join(['?'] * len(cols_sql))})"  # noqa: S608
-        if mode == "upsert":
-            pk = ", ".join(q(k) for k in t.primary_key)
-            updates = [c for c in cols_sql if c.strip('"') not in t.primary_key]
-            if updates:
-                sql += f" ON CONFLICT ({pk}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
-            else:
-                sql += f" ON CONFLICT ({pk}) DO NOTHING"
+        if mode in ("upsert", "ignore"):
+            sql += self._conflict_sql(t, cols_sql, mode, newest)
         spatial = t.geometry_column is not None
 
         def run(cur: sqlite3.Cursor) -> int:
@@ -285,15 +280,18 @@ class SQLiteStore(SQLStoreBase):
             if rebuild_indexes:
                 for cols in t.indexes:
                     cur.execute(f"DROP INDEX IF EXISTS {q(mig.index_name(t, cols))}")
+            written = p.n
             if p.n:
                 cur.executemany(sql, zip(*data, strict=True))
+                if mode == "ignore":  # rows inserted (sqlite3_changes: trigger writes not counted)
+                    written = cur.rowcount
             if rebuild_indexes:
                 for stmt in mig.indexes_sql(t, "sqlite", set(t.column_names)):
                     cur.execute(stmt)
             if bulk:
                 self._rebuild_rtree(cur, t)
                 cur.execute(f"DELETE FROM {q(mig.RTREE_BULK_FLAG)}")  # noqa: S608
-            return p.n
+            return written
 
         return self._run(run, write=True, savepoint=p.n < BULK_MIN_ROWS)
 

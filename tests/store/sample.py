@@ -119,7 +119,10 @@ def samples() -> dict[str, pd.DataFrame]:
                 "altitude": [60.0, 61.5, 59.0, None],
                 "accuracy": [5.0, 8.0, 12.5, 3.0],
                 "battery": [0.9, 0.85, None, 0.1],
-                "flagged": [False, True, None, False],
+                "received_at": [T0 + timedelta(seconds=1), T0 + timedelta(hours=2), None, T0 + timedelta(hours=1)],
+                "charging": [True, False, None, False],
+                "jump": [False, True, None, False],
+                "grid_code": ["211202001001001", None, "211202001001002", HOSTILE[0]],
             },
             [pt(10, 10), pt(20, 15), pt(300, 300), pt(-50, 20)],
         ),
@@ -130,8 +133,37 @@ def samples() -> dict[str, pd.DataFrame]:
                 "speed": [None, 0.0],
                 "accuracy": [8.0, 12.5],
                 "battery": [0.85, None],
+                "bearing": [90.0, None],
+                "charging": [None, True],
+                "grid_code": ["211202001001001", None],
+                "received_at": [T0 + timedelta(seconds=31), None],
             },
             [pt(20, 15), pt(300, 300)],
+        ),
+        "grid_presence": pd.DataFrame(
+            {
+                "day": ["2026-11-20", "2026-11-20", "2026-11-21"],
+                "grid_code": ["211202001001001", "211202001001001", "211202001001002"],
+                "staff_id": [101, 102, 101],
+                "first_ts": [T0, T0 + timedelta(minutes=5), T0 + timedelta(days=1)],
+            }
+        ),
+        "staff_days": pd.DataFrame(
+            {
+                "staff_id": [101, 102],
+                "day": ["2026-11-20", "2026-11-20"],
+                "points": [960, 0],
+                "jumps": [2, 0],
+                "distance_m": [8_412.5, 0.0],
+                "duration_s": [28_800.0, 0.0],
+                "moving_s": [14_400.0, None],
+                "stops": [6, 0],
+                "buildings_visited": [11, 0],
+                "households_visited": [74, 0],
+                "first_ts": [T0, None],
+                "last_ts": [T0 + timedelta(hours=8), None],
+                "computed_at": [T0 + timedelta(days=1), T0 + timedelta(days=1)],
+            }
         ),
         "cameras": gdf(
             {

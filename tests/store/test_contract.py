@@ -14,7 +14,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
-from store import ConflictError, StoreError, schema
+from store import ConflictError, Range, StoreError, schema
 from store.migrations import latest_version
 from tests.store.sample import (
     HOSTILE,
@@ -117,12 +117,12 @@ def test_roundtrip_every_table(store: Any) -> None:
 
 def test_dtypes(store: Any) -> None:
     write_all(store)
-    pos = store.read("positions", order_by=["id"])
+    pos = store.read("positions", order_by=["staff_id", "ts"])
     assert str(pos["ts"].dtype) == "datetime64[ns, UTC]"
-    assert pos["id"].dtype == "int64"
+    assert pos["staff_id"].dtype == "int64"
     assert pos["speed"].dtype == "float64"
     assert pd.isna(pos["speed"].iloc[1])
-    assert str(pos["flagged"].dtype) == "boolean"  # has a NULL
+    assert str(pos["jump"].dtype) == "boolean"  # has a NULL
     staff = store.read("staff", where={"id": [101, 102]}, order_by=["id"])
     assert staff["on_duty"].dtype == bool  # no NULL: plain bool
     assert staff["on_duty"].tolist() == [True, False]
@@ -284,9 +284,9 @@ def test_bulk_write_keeps_spatial_index_right(store: Any) -> None:
     xs = LON + rng.uniform(-0.2, 0.2, n)
     ys = LAT + rng.uniform(-0.2, 0.2, n)
     frame = gdf(
-        {
-            "staff_id": rng.integers(1, 50, n),
-            "ts": pd.Timestamp(T0) + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s"),
+        {  # one fix per staff member and second: (staff_id, ts) is the key
+            "staff_id": np.arange(n) % 49 + 1,
+            "ts": pd.Timestamp(T0) + pd.to_timedelta(np.arange(n) // 49 + 1, unit="s"),
             "speed": rng.uniform(0, 10, n),
         },
         list(shapely.points(xs, ys)),
@@ -325,7 +325,7 @@ def test_where_scalars_lists_and_null(store: Any) -> None:
     assert ids(store.read("staff", where={"on_duty": True})) == [101]
     assert ids(store.read("staff", where={"on_duty": False})) == [102]
     assert ids(store.read("staff", where={"on_duty": None})) == [103]
-    assert ids(store.read("positions", where={"speed": 0.0})) == [3]
+    assert ids(store.read("positions", where={"speed": 0.0}), "staff_id") == [102]
     assert ids(store.read("cases", where={"description": "'; DROP TABLE grids; --"})) == [2]
     assert store.count("cases", where={"state": [f"s{i}" for i in range(600)] + ["closed"]}) == 1  # long IN list
     assert ids(store.read("staff", where={"id": pd.Series([101, 103])})) == [101, 103]
@@ -836,3 +836,60 @@ def test_multipolygon_parts_kept(store: Any) -> None:
     store.write("water", gdf({"id": [1], "kind": ["lake"]}, [parts]))
     got = store.read("water").geometry.iloc[0]
     assert len(got.geoms) == 3 and got.equals(parts)
+
+
+# --------------------------------------------------------------------------- ranges, idempotent writes
+
+
+def test_where_range_is_half_open(store: Any) -> None:
+    write_all(store)
+    t0 = pd.Timestamp(T0)
+    assert store.count("positions", where={"ts": Range(t0, t0 + pd.Timedelta(minutes=5))}) == 2
+    assert store.count("positions", where={"ts": Range(t0 + pd.Timedelta(seconds=30), None)}) == 3
+    assert store.count("positions", where={"ts": Range(None, t0)}) == 0
+    assert store.count("positions", where={"ts": Range(t0.tz_convert("Asia/Shanghai"), None)}) == 4  # any zone
+    assert store.count("positions", where={"staff_id": 101, "ts": Range(t0, t0 + pd.Timedelta(hours=2))}) == 2
+    assert store.count("cases", where={"urgency": Range(2, None)}) == 1
+    assert store.count("grid_presence", where={"day": Range("2026-11-20", "2026-11-21")}) == 2
+    with pytest.raises(StoreError, match="geometry"):
+        store.count("positions", where={"geom": Range(1, 2)})
+
+
+def test_ignore_mode_skips_existing_keys_and_counts_inserted(store: Any) -> None:
+    frame = samples()["positions"]
+    assert store.write("positions", frame, mode="ignore") == 4
+    assert store.write("positions", frame, mode="ignore") == 0  # a re-send: nothing new
+    again = frame.copy()
+    again["speed"] = 99.0
+    more = gdf({"staff_id": [101], "ts": [T0 + timedelta(days=2)]}, [Point(LON, LAT)])
+    assert store.write("positions", pd.concat([again, more], ignore_index=True), mode="ignore") == 1
+    assert 99.0 not in store.read("positions")["speed"].tolist()  # existing rows untouched
+    assert store.count("positions") == 5
+
+
+def test_upsert_newest_never_moves_a_row_back_in_time(store: Any) -> None:
+    def latest(ts: datetime, x: float) -> Any:
+        return gdf({"staff_id": [1], "ts": [ts], "speed": [x]}, [Point(LON + x / 1000, LAT)])
+
+    store.write("latest_positions", latest(T0, 1.0), mode="upsert", newest="ts")
+    store.write("latest_positions", latest(T0 + timedelta(minutes=1), 2.0), mode="upsert", newest="ts")
+    store.write("latest_positions", latest(T0 + timedelta(seconds=30), 3.0), mode="upsert", newest="ts")  # late
+    got = store.read("latest_positions")
+    assert got["speed"].tolist() == [2.0] and got["ts"].iloc[0] == pd.Timestamp(T0 + timedelta(minutes=1))
+    with pytest.raises(StoreError, match="newest"):
+        store.write("latest_positions", latest(T0, 1.0), mode="append", newest="ts")
+    with pytest.raises(StoreError, match="newest"):
+        store.write("latest_positions", latest(T0, 1.0), mode="upsert", newest="staff_id")
+
+
+def test_partitioned_table_takes_any_day(store: Any) -> None:
+    """Fixes of days never seen before (a new day, a phone's old buffer) go in: PostGIS creates
+    the day partitions; insert() too."""
+    days = [T0 - timedelta(days=400), T0, T0 + timedelta(days=1), T0 + timedelta(days=30)]
+    frame = gdf({"staff_id": [1, 1, 1, 1], "ts": days}, [Point(LON, LAT)] * 4)
+    assert store.write("positions", frame) == 4
+    store.insert("positions", {"staff_id": 2, "ts": T0 + timedelta(days=60), "geom": Point(LON, LAT)})
+    with store.transaction():
+        store.write("positions", gdf({"staff_id": [3], "ts": [T0 + timedelta(days=90)]}, [Point(LON, LAT)]))
+    assert store.count("positions") == 6
+    assert store.count("positions", where={"ts": Range(T0, T0 + timedelta(days=2))}) == 2
