@@ -38,7 +38,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 
 typecheck: install-dev
-	$(VENV)/bin/mypy geo layers store services demo console
+	$(VENV)/bin/mypy geo layers store services demo console api
 
 pytest: install-dev assets
 	bash .ci/ensure-browser

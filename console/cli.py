@@ -405,13 +405,55 @@ def info(db: DbOption = None) -> None:
     typer.echo(table_counts(store).to_string(index=False))
 
 
+def _region(text: str | None, lang: str) -> tuple[float, float, float, float] | None:
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        _fail(t("cli.bad_region", lang, value=text), lang)
+    if not (x0 < x1 and y0 < y1):
+        _fail(t("cli.bad_region", lang, value=text), lang)
+    return (x0, y0, x1, y1)
+
+
+@app.command("api")
+def api_(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8502,
+    address: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0",
+    region: Annotated[
+        str | None,
+        typer.Option(help="Accept fixes only inside 'min_lon,min_lat,max_lon,max_lat' (default: the city plus 0.2°)"),
+    ] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Start the HTTP API: position ingest from phones (OsmAnd / Traccar Client at /osmand); /docs."""
+    import uvicorn
+
+    from api.app import create_app
+    from services.ingest import IngestConfig
+
+    bbox = _region(region, lang)
+    url = db or os.environ.get("DATABASE_URL") or None
+    _open(url).close()  # fail early with a clear message, and apply migrations once
+    uvicorn.run(
+        create_app(url, config=IngestConfig(region=bbox)),
+        host=address,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8501,
+    port: Annotated[int, typer.Option(help="HTTP port of the console")] = 8501,
+    api_port: Annotated[int, typer.Option(help="HTTP port of the API (position ingest); 0: no API")] = 8502,
     address: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0",
     db: DbOption = None,
 ) -> None:
-    """Start the console (Streamlit) with the map's assets served locally."""
+    """Start the console (Streamlit, map assets served locally) and, beside it, the HTTP API."""
     from console.assets import assets_ready, install_assets
 
     if not assets_ready():
@@ -420,12 +462,25 @@ def serve(
     if db:
         env["DATABASE_URL"] = db
     _open(db).close()  # fail early with a clear message, and apply migrations once
+    api_proc = None
+    if api_port:
+        api_cmd = [sys.executable, "-m", "console", "api", "--port", str(api_port), "--address", address]
+        api_proc = subprocess.Popen(api_cmd, env=env, cwd=str(ROOT))  # noqa: S603
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"),
         "--server.port", str(port),
         "--server.address", address,
     ]  # fmt: skip
-    raise typer.Exit(subprocess.call(cmd, env=env, cwd=str(ROOT)))
+    try:
+        code = subprocess.call(cmd, env=env, cwd=str(ROOT))
+    finally:
+        if api_proc is not None:
+            api_proc.terminate()
+            try:
+                api_proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                api_proc.kill()
+    raise typer.Exit(code)
 
 
 def main() -> None:

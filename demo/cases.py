@@ -243,10 +243,16 @@ def generate_cases(
     to_state[is_reject_ev] = "rejected"
     from_state = np.where(stage_arr > 0, np.array([None] + STAGES[:-1], dtype=object)[stage_arr], None)
     handler = np.array([f"staff:{int(a)}" if not np.isnan(a) else "staff" for a in assignee], dtype=object)
+    # A case from the grid workers' app is reported by the worker of its grid (their KPI).
+    grid_worker = pd.Series(grid).map(worker_of).to_numpy(dtype=float)
+    reporter = np.array(
+        [f"staff:{int(w)}" if s == "app" and not np.isnan(w) else s for s, w in zip(src, grid_worker, strict=True)],
+        dtype=object,
+    )
     actor = np.where(
         np.isin(stage_arr, [3, 4, 5]),
         handler[row],
-        np.where(stage_arr == 0, src[row], np.where(stage_arr == 8, "resident", "dispatcher")),
+        np.where(stage_arr == 0, reporter[row], np.where(stage_arr == 8, "resident", "dispatcher")),
     )
     events = pd.DataFrame(
         {

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): position ingest from phones; see api/app.py."""

@@ -1,0 +1,277 @@
+"""The HTTP API: position ingest from phones (FastAPI on uvicorn; ``/docs`` stays on).
+
+Routes:
+
+- ``GET|POST /osmand`` -- the OsmAnd protocol as Traccar Client sends it (query string or form,
+  or the newer JSON body); a phone's server URL is ``http://HOST:PORT/osmand``;
+- ``POST /api/positions`` -- a batch buffered offline: ``{"positions": [...]}`` (≤ 1,000);
+- ``GET /api/health`` and ``GET /api/status`` (counts, recent refusals).
+
+A 200 is sent only after the fix is committed (see ``api/writer.py``); a duplicate is acknowledged
+with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 unknown device,
+413 body too large, 422 impossible values; 503 when the store fails (the phone retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.writer import CommitQueue
+from services.ingest import (
+    Fix,
+    IngestConfig,
+    Ingestor,
+    Rejected,
+    parse_batch_item,
+    parse_osmand,
+    parse_traccar_json,
+)
+from store import open_store
+from store.base import Store
+
+log = logging.getLogger("gridconsole.api")
+
+MAX_SINGLE_BYTES = 16 * 1024  # one fix
+MAX_BATCH_BYTES = 1024 * 1024  # a batch of up to MAX_BATCH fixes
+MAX_BATCH = 1000
+COMMIT_TIMEOUT_S = 30.0
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over the route's limit with 413 before they are read into memory:
+    by Content-Length when given, else by counting the streamed bytes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = MAX_BATCH_BYTES if scope.get("path", "").startswith("/api/positions") else MAX_SINGLE_BYTES
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    size = -1
+                if size < 0 or size > limit:
+                    await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+                    return
+        seen = 0
+        too_big = False
+
+        async def counting() -> Message:
+            nonlocal seen, too_big
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    too_big = True
+                    raise _TooLarge()
+            return msg
+
+        started = False
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counting, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+        except Exception:
+            if too_big and not started:
+                await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+            else:
+                raise
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+def _refused(e: Rejected) -> JSONResponse:
+    return JSONResponse({"detail": str(e)}, status_code=e.status)
+
+
+def create_app(
+    store: Store | str | None = None, *, config: IngestConfig | None = None, ingestor: Ingestor | None = None
+) -> FastAPI:
+    """The API over ``store`` (a Store, a URL, or $DATABASE_URL). A store opened here from a URL is
+    closed at shutdown; a Store passed in belongs to the caller."""
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        own = store is None or isinstance(store, str)
+        st: Store = open_store(store) if store is None or isinstance(store, str) else store
+        ing = ingestor or Ingestor(st, config or IngestConfig())
+        cq = CommitQueue(ing)
+        cq.start()
+        state.update(store=st, ingestor=ing, queue=cq)
+        try:
+            yield
+        finally:
+            cq.stop()
+            if own:
+                st.close()
+
+    app = FastAPI(
+        title="Grid console API",
+        summary="Position ingest from grid workers' phones (OsmAnd / Traccar Client protocol).",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit)  # type: ignore[arg-type]
+
+    def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:
+        try:
+            return state["queue"].submit(fixes, sids).result(timeout=COMMIT_TIMEOUT_S).outcomes  # type: ignore[no-any-return]
+        except Exception as e:  # not committed: the phone keeps the fix and retries
+            log.warning("positions not committed: %s", e)
+            return JSONResponse({"detail": "the position store is unavailable; retry later"}, status_code=503)
+
+    def _one(fix_of: Callable[[], Fix], remote: str | None) -> JSONResponse:
+        ing: Ingestor = state["ingestor"]
+        try:
+            fix = fix_of()
+            sid = ing.check(fix)
+        except Rejected as e:
+            ing.reject(e, remote=remote)
+            return _refused(e)
+        out = _commit([fix], [sid])
+        if isinstance(out, JSONResponse):
+            return out
+        return JSONResponse({"status": out[0]})
+
+    async def osmand(request: Request) -> JSONResponse:
+        remote = request.client.host if request.client else None
+        fields: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            raw = await request.body()
+            if ctype == "application/json" or (raw[:1] == b"{" and not ctype.startswith("application/x-www")):
+                try:
+                    body = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    e = Rejected("the body is not valid JSON", status=400)
+                    state["ingestor"].reject(e, remote=remote)
+                    return _refused(e)
+                return await run_in_threadpool(_one, lambda: parse_traccar_json(body), remote)
+            if ctype == "application/x-www-form-urlencoded" and raw:
+                form = await request.form()
+                fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return await run_in_threadpool(_one, lambda: parse_osmand(fields), remote)
+
+    description = (
+        "Query string or form fields `id`/`deviceid`, `timestamp` (Unix seconds or ISO 8601), `lat`, `lon`, "
+        "`speed` (knots), `bearing`, `altitude`, `accuracy`, `batt`, `charge`; or the JSON body of newer "
+        "Traccar Client versions. 200 once committed."
+    )
+    for method in ("GET", "POST"):
+        app.add_api_route(
+            "/osmand",
+            osmand,
+            methods=[method],
+            operation_id=f"osmand_{method.lower()}",
+            summary="One position, OsmAnd protocol (Traccar Client)",
+            description=description,
+        )
+
+    @app.post("/api/positions", summary="A batch of positions buffered offline (≤ 1,000)")
+    async def batch(request: Request) -> JSONResponse:
+        remote = request.client.host if request.client else None
+        ing: Ingestor = state["ingestor"]
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            e = Rejected("the body is not valid JSON", status=400)
+            ing.reject(e, remote=remote)
+            return _refused(e)
+        items = body.get("positions") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return _refused(Rejected("the body must be {\"positions\": [...]}", status=400))
+        if len(items) > MAX_BATCH:
+            return _refused(Rejected(f"a batch holds at most {MAX_BATCH} positions, got {len(items)}", status=413))
+        return await run_in_threadpool(_batch, items, remote)
+
+    def _batch(items: list[Any], remote: str | None) -> JSONResponse:
+        ing: Ingestor = state["ingestor"]
+        fixes: list[Fix] = []
+        sids: list[int] = []
+        rejected: list[dict[str, Any]] = []
+        for i, item in enumerate(items):
+            try:
+                fix = parse_batch_item(item)
+                sids.append(ing.check(fix))
+                fixes.append(fix)
+            except Rejected as e:
+                ing.reject(e, remote=remote)
+                rejected.append({"index": i, "status": e.status, "detail": str(e)})
+        outcomes: list[str] = []
+        if fixes:
+            out = _commit(fixes, sids)
+            if isinstance(out, JSONResponse):
+                return out
+            outcomes = out
+        return JSONResponse(
+            {
+                "accepted": outcomes.count("accepted"),
+                "duplicates": outcomes.count("duplicate"),
+                "rejected": rejected,
+            }
+        )
+
+    @app.get("/api/health", summary="Liveness and the store behind the API")
+    def health() -> dict[str, Any]:
+        st: Store = state["store"]
+        return {"status": "ok", "store": st.dialect, "schema": st.schema_version()}
+
+    @app.get("/api/status", summary="Ingest counters and the most recent refusals")
+    def status() -> dict[str, Any]:
+        ing: Ingestor = state["ingestor"]
+        cq: CommitQueue = state["queue"]
+        return {
+            "committed": cq.committed,
+            "transactions": cq.transactions,
+            "commit_failures": cq.failures,
+            "queued": cq.depth,
+            "refused_by_status": dict(ing.reject_counts),
+            "recent_refusals": [
+                {"at": r.ts.isoformat(), "device_id": r.device_id, "status": r.status, "reason": r.reason}
+                for r in list(ing.recent_rejects)[-50:]
+            ],
+        }
+
+    return app
