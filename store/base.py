@@ -82,12 +82,14 @@ class Store(Protocol):
         columns: Sequence[str] | None = None,
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
+        geometry: bool = True,
     ) -> pd.DataFrame:
         """Rows of a table. Spatial tables come back as a GeoDataFrame in EPSG:4326 with its
         geometry column named ``geometry``; ``bbox`` keeps rows whose geometry's bounding box
         intersects it (index-assisted). ``where`` values are equality tests, lists/tuples are IN,
         ``None`` is IS NULL. Column names are checked against the schema. timestamps are
-        ``datetime64[ns, UTC]``, bools are bool."""
+        ``datetime64[ns, UTC]``, bools are bool. ``geometry=False`` leaves a spatial table's geometry
+        out (a plain DataFrame: cheaper when only attributes are needed)."""
         ...
 
     def count(self, table: str, *, bbox: BBox | None = None, where: Where | None = None) -> int: ...
