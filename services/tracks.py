@@ -301,7 +301,7 @@ def rollup_missing(store: Store, *, days: int = 7, now: datetime | pd.Timestamp 
 def _period_start(day: pd.Series, period: Period) -> pd.Series:
     d = pd.to_datetime(day)
     if period == "week":
-        d = d - pd.to_timedelta(d.dt.weekday, unit="D")
+        d = d - pd.to_timedelta(d.dt.day_of_week, unit="D")
     elif period == "month":
         d = d.dt.to_period("M").dt.start_time
     return d.dt.strftime("%Y-%m-%d")
