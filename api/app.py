@@ -14,6 +14,7 @@ with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -22,7 +23,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.writer import CommitQueue
 from services.ingest import (
@@ -155,14 +155,19 @@ def create_app(
     )
     app.add_middleware(BodyLimit)  # type: ignore[arg-type]
 
-    def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:
+    async def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:
+        """Hand the fixes to the writer and wait (without holding a thread) until committed."""
         try:
-            return state["queue"].submit(fixes, sids).result(timeout=COMMIT_TIMEOUT_S).outcomes  # type: ignore[no-any-return]
+            fut = state["queue"].submit(fixes, sids)
+            result = await asyncio.wait_for(asyncio.wrap_future(fut), COMMIT_TIMEOUT_S)
+            return result.outcomes  # type: ignore[no-any-return]
         except Exception as e:  # not committed: the phone keeps the fix and retries
             log.warning("positions not committed: %s", e)
             return JSONResponse({"detail": "the position store is unavailable; retry later"}, status_code=503)
 
-    def _one(fix_of: Callable[[], Fix], remote: str | None) -> JSONResponse:
+    async def _one(fix_of: Callable[[], Fix], remote: str | None) -> JSONResponse:
+        # parsing and checks are pure Python against cached devices: done on the event loop, so
+        # a request costs no thread hand-offs while the writer thread is busy committing
         ing: Ingestor = state["ingestor"]
         try:
             fix = fix_of()
@@ -170,7 +175,7 @@ def create_app(
         except Rejected as e:
             ing.reject(e, remote=remote)
             return _refused(e)
-        out = _commit([fix], [sid])
+        out = await _commit([fix], [sid])
         if isinstance(out, JSONResponse):
             return out
         return JSONResponse({"status": out[0]})
@@ -188,11 +193,11 @@ def create_app(
                     e = Rejected("the body is not valid JSON", status=400)
                     state["ingestor"].reject(e, remote=remote)
                     return _refused(e)
-                return await run_in_threadpool(_one, lambda: parse_traccar_json(body), remote)
+                return await _one(lambda: parse_traccar_json(body), remote)
             if ctype == "application/x-www-form-urlencoded" and raw:
                 form = await request.form()
                 fields.update({k: v for k, v in form.items() if isinstance(v, str)})
-        return await run_in_threadpool(_one, lambda: parse_osmand(fields), remote)
+        return await _one(lambda: parse_osmand(fields), remote)
 
     description = (
         "Query string or form fields `id`/`deviceid`, `timestamp` (Unix seconds or ISO 8601), `lat`, `lon`, "
@@ -224,9 +229,9 @@ def create_app(
             return _refused(Rejected("the body must be {\"positions\": [...]}", status=400))
         if len(items) > MAX_BATCH:
             return _refused(Rejected(f"a batch holds at most {MAX_BATCH} positions, got {len(items)}", status=413))
-        return await run_in_threadpool(_batch, items, remote)
+        return await _batch(items, remote)
 
-    def _batch(items: list[Any], remote: str | None) -> JSONResponse:
+    async def _batch(items: list[Any], remote: str | None) -> JSONResponse:
         ing: Ingestor = state["ingestor"]
         fixes: list[Fix] = []
         sids: list[int] = []
@@ -241,7 +246,7 @@ def create_app(
                 rejected.append({"index": i, "status": e.status, "detail": str(e)})
         outcomes: list[str] = []
         if fixes:
-            out = _commit(fixes, sids)
+            out = await _commit(fixes, sids)
             if isinstance(out, JSONResponse):
                 return out
             outcomes = out
@@ -266,6 +271,7 @@ def create_app(
             "committed": cq.committed,
             "transactions": cq.transactions,
             "commit_failures": cq.failures,
+            "commit_seconds": round(cq.commit_seconds, 3),
             "queued": cq.depth,
             "refused_by_status": dict(ing.reject_counts),
             "recent_refusals": [
@@ -275,3 +281,13 @@ def create_app(
         }
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory`` worker processes: store from ``DATABASE_URL``, region from
+    ``GRIDCONSOLE_API_REGION`` ('min_lon,min_lat,max_lon,max_lat'), else derived from the city."""
+    import os
+
+    region = os.environ.get("GRIDCONSOLE_API_REGION")
+    bbox = tuple(float(v) for v in region.split(",")) if region else None
+    return create_app(os.environ.get("DATABASE_URL") or None, config=IngestConfig(region=bbox))  # type: ignore[arg-type]

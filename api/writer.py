@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from services.ingest import Fix, IngestResult, Ingestor
+from services.ingest import Fix, Ingestor, IngestResult
 
 log = logging.getLogger("gridconsole.api")
 
@@ -37,6 +38,7 @@ class CommitQueue:
         self.committed = 0  # fixes committed (accepted + duplicates acknowledged)
         self.transactions = 0
         self.failures = 0
+        self.commit_seconds = 0.0  # time spent committing (the writer's load)
 
     def start(self) -> None:
         if self._thread is None:
@@ -85,6 +87,7 @@ class CommitQueue:
     def _commit(self, jobs: list[_Job]) -> None:
         fixes = [f for j in jobs for f in j.fixes]
         sids = [s for j in jobs for s in j.staff_ids]
+        started = time.perf_counter()
         try:
             result = self.ingestor.commit(fixes, sids)
         except BaseException as e:  # every waiting request learns of it; the writer goes on
@@ -95,6 +98,7 @@ class CommitQueue:
             return
         self.transactions += 1
         self.committed += len(fixes)
+        self.commit_seconds += time.perf_counter() - started
         at = 0
         for j in jobs:
             n = len(j.fixes)

@@ -425,20 +425,26 @@ def api_(
         str | None,
         typer.Option(help="Accept fixes only inside 'min_lon,min_lat,max_lon,max_lat' (default: the city plus 0.2°)"),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (each commits its own requests); about one per CPU core")
+    ] = 1,
     db: DbOption = None,
     lang: LangOption = "zh",
 ) -> None:
     """Start the HTTP API: position ingest from phones (OsmAnd / Traccar Client at /osmand); /docs."""
     import uvicorn
 
-    from api.app import create_app
-    from services.ingest import IngestConfig
-
     bbox = _region(region, lang)
     url = db or os.environ.get("DATABASE_URL") or None
     _open(url).close()  # fail early with a clear message, and apply migrations once
+    if url:
+        os.environ["DATABASE_URL"] = url
+    if bbox:
+        os.environ["GRIDCONSOLE_API_REGION"] = ",".join(str(v) for v in bbox)
     uvicorn.run(
-        create_app(url, config=IngestConfig(region=bbox)),
+        "api.app:app_from_env",
+        factory=True,
+        workers=max(1, workers),
         host=address,
         port=port,
         log_level="info",

@@ -336,7 +336,7 @@ class Ingestor:
 
     # ---------------------------------------------------------------- reference data
 
-    def devices(self, *, force: bool = False) -> dict[str, int]:
+    def devices(self, *, force: bool = False) -> Mapping[str, int]:
         """device_id -> staff_id, re-read every ``device_refresh_s`` (or on demand). A device id
         bound to two staff members is ambiguous and left out (logged)."""
         with self._lock:
@@ -352,7 +352,7 @@ class Ingestor:
                 ok = staff[~dup]
                 self._devices.value = dict(zip(ok["device_id"], ok["id"].astype(int), strict=True))
                 self._devices.loaded_at = now
-            return dict(self._devices.value)
+            return self._devices.value  # type: ignore[no-any-return]  # replaced, never mutated
 
     def _staff_of(self, device_id: str) -> int | None:
         sid = self.devices().get(device_id)

@@ -527,6 +527,25 @@ def normalize_value(col: schema.Column, value: Any, dialect: Dialect) -> Any:
     return v
 
 
+def normalize_values(col: schema.Column, values: list[Any], dialect: Dialect) -> list[Any]:
+    """Many non-null values of one column -> DB-API parameters, converted in one pass (an IN list
+    of thousands of ids must not cost a pandas Series per value)."""
+    if not values:
+        return []
+    if col.is_geometry:
+        return [normalize_value(col, v, dialect) for v in values]
+    for v in values:
+        if isinstance(v, list | tuple | set | dict | np.ndarray | pd.Series):
+            raise StoreError(f"column {col.name!r}: expected a single value, got {type(v).__name__}")
+    conv = convert_series(col, pd.Series(values, dtype=object))
+    if col.type == "timestamp":
+        return timestamps_to_text(conv, "" if dialect == "sqlite" else "+00")
+    out = list(conv)
+    if col.type == "bool" and dialect == "sqlite":
+        return [None if v is None else int(v) for v in out]
+    return out
+
+
 def bbox_params(t: schema.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """For SQLite updates: the hidden bbox columns that go with a new geometry value."""
     g = t.geometry_column
@@ -575,9 +594,8 @@ def where_parts(
             if col.is_geometry:
                 raise StoreError(f"cannot test the geometry column {col.name!r} against a list")
             has_null = any(_isnull(v) for v in items)
-            vals = [normalize_value(col, v, dialect) for v in items if not _isnull(v)]
             # keep order, drop duplicates
-            vals = list(dict.fromkeys(vals))
+            vals = list(dict.fromkeys(normalize_values(col, [v for v in items if not _isnull(v)], dialect)))
             sub: list[str] = []
             if vals:
                 if dialect == "sqlite":

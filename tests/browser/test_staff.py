@@ -123,7 +123,7 @@ def test_posted_positions_show_on_the_live_layer_and_in_the_replay(live_stack: d
         # play it at x60 and watch the time move
         replay_frame.select_option(".gc-replay-speed", "300")
         replay_frame.click(".gc-replay-play")
-        moved = _poll(pg, replay_frame, REPLAY, None, ok=lambda r: r and r["epoch"] > info["epoch"] + 30)
+        moved = _poll(pg, replay_frame, REPLAY, None, ok=lambda r, e=info["epoch"]: r and r["epoch"] > e + 30)
         assert moved["epoch"] > info["epoch"] + 30 and moved["playing"] == "1"
         # drag the slider to the end: the marker is at the last fix
         replay_frame.evaluate(
