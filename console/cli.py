@@ -453,6 +453,54 @@ def api_(
 
 
 @app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="Base URL of the API the phones send to")] = "http://127.0.0.1:8502",
+    staff: Annotated[int | None, typer.Option(help="How many on-duty workers to drive (default: all)")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between a phone's fixes")] = 30.0,
+    speedup: Annotated[float, typer.Option(help="Simulated seconds per real second")] = 1.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many real seconds (default: run until Ctrl+C)")] = None,
+    backfill: Annotated[
+        float, typer.Option(help="First upload this many past hours as phones' offline buffers (batch endpoint)")
+    ] = 0.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed of the patrols")] = 0,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Drive on-duty workers along the roads of their grids; their phones send positions to the API."""
+    from demo.simulate import backfill as send_backfill
+    from demo.simulate import plan_patrols
+    from demo.simulate import simulate as run_simulation
+
+    store = _open(db)
+    try:
+        typer.echo(t("cli.sim.planning", lang))
+        patrols = plan_patrols(store, limit=staff, seed=seed)
+    finally:
+        store.close()
+    if not len(patrols):
+        _fail(t("cli.sim.nobody", lang), lang)
+    typer.echo(t("cli.sim.planned", lang, n=len(patrols), url=url))
+    if backfill > 0:
+        now = time.time()
+        stats = send_backfill(url, patrols, start=now - backfill * 3600, end=now, interval_s=interval)
+        typer.echo(t("cli.sim.done", lang, **stats.as_dict()))
+
+    def tick(stats: object) -> None:
+        s = stats.as_dict()  # type: ignore[attr-defined]
+        if s["ticks"] % 10 == 0:
+            typer.echo(t("cli.sim.done", lang, **s))
+
+    try:
+        sim_duration = None if duration is None else duration * speedup  # the simulator counts simulated seconds
+        stats = run_simulation(url, patrols, interval_s=interval, speedup=speedup, duration_s=sim_duration,
+                               concurrency=concurrency, on_tick=tick)  # fmt: skip
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    typer.echo(t("cli.sim.done", lang, **stats.as_dict()))
+
+
+@app.command()
 def serve(
     port: Annotated[int, typer.Option(help="HTTP port of the console")] = 8501,
     api_port: Annotated[int, typer.Option(help="HTTP port of the API (position ingest); 0: no API")] = 8502,

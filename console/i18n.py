@@ -199,6 +199,11 @@ TEXT: dict[str, tuple[str, str]] = {
     'plan.unify.propose': ('生成统一网格草稿', 'Propose unified grids'),
     'plan.unify.done': ('已生成统一网格草稿 #{draft}：{grids} 个网格，一致率 {agreement:.0%}，{disagreements} 处不一致。', 'Unified draft #{draft}: {grids} grids, agreement {agreement:.0%}, {disagreements} disagreements.'),
     "cli.error": ("错误：{error}", "Error: {error}"),
+    "cli.sim.planning": ("正在规划巡查路线……", "Planning patrol routes…"),
+    "cli.sim.nobody": ("没有可模拟的在岗人员（需要有设备号）。", "Nobody to simulate (on-duty staff with a device id)."),
+    "cli.sim.planned": ("已为 {n} 名网格员规划路线，发送到 {url}", "Routes for {n} workers, sending to {url}"),
+    "cli.sim.done": ("已生成 {positions} 个定位，确认 {acked}，重复 {duplicates}，拒收 {rejected}，失败待重发 {failed}，缓存 {pending}",
+                     "{positions} fixes made, {acked} acknowledged, {duplicates} duplicates, {rejected} refused, {failed} failed (to resend), {pending} buffered"),
     "cli.bad_region": ("区域应为“最小经度,最小纬度,最大经度,最大纬度”，收到 {value}", "A region is 'min_lon,min_lat,max_lon,max_lat', got {value}"),
     "cli.validate.summary": ("校验结果：{errors} 个错误，{warnings} 个警告。", "Validation: {errors} errors, {warnings} warnings."),
     "cli.partition.done": (
