@@ -19,7 +19,17 @@ import pytest
 import shapely
 
 from demo.roadnet import build_road_graph, path_from_predecessors, subgraph
-from demo.simulate import KNOTS_PER_MS, PatrolModel, Patrols, RunStats, backfill, plan_patrols, run, simulate
+from demo.simulate import (
+    KNOTS_PER_MS,
+    PatrolModel,
+    Patrols,
+    RunStats,
+    abackfill,
+    backfill,
+    plan_patrols,
+    run,
+    simulate,
+)
 from geo.crs import metric_crs, to_metric
 from store import open_store
 from store.base import Store
@@ -44,7 +54,7 @@ BATCH_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     url = build_small_demo(tmp_path_factory.mktemp("simulate") / "demo.db")
     s = open_store(url)
     try:
@@ -54,8 +64,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="module")
-def patrols(store: Store) -> Patrols:
-    return plan_patrols(store, seed=3)
+def patrols(demo_store: Store) -> Patrols:
+    return plan_patrols(demo_store, seed=3)
 
 
 @dataclass
@@ -69,13 +79,13 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(store: Store) -> City:
-    grids = store.read("grids")
+def city(demo_store: Store) -> City:
+    grids = demo_store.read("grids")
     crs = metric_crs(grids)
     grids_m = to_metric(grids, crs=crs).set_index("code")
-    units_m = to_metric(store.read("admin_units"), crs=crs).set_index("code")
-    sg = store.read("staff_grids")
-    staff = store.read("staff")
+    units_m = to_metric(demo_store.read("admin_units"), crs=crs).set_index("code")
+    sg = demo_store.read("staff_grids")
+    staff = demo_store.read("staff")
     areas: dict[int, Any] = {}
     has_grid: dict[int, bool] = {}
     for row in staff.itertuples():
@@ -86,8 +96,8 @@ def city(store: Store) -> City:
             if codes
             else units_m.loc[row.unit_code].geometry
         )
-    roads = shapely.union_all(to_metric(store.read("roads"), crs=crs).geometry.to_numpy())
-    buildings = to_metric(store.read("buildings"), crs=crs)
+    roads = shapely.union_all(to_metric(demo_store.read("roads"), crs=crs).geometry.to_numpy())
+    buildings = to_metric(demo_store.read("buildings"), crs=crs)
     return City(crs, staff, areas, has_grid, roads, buildings)
 
 
@@ -134,8 +144,8 @@ def test_road_graph_nodes_crossings_and_joins_ends_on_lines() -> None:
 # planning
 
 
-def test_plans_every_on_duty_worker_with_its_device(store: Store, patrols: Patrols) -> None:
-    staff = store.read("staff")
+def test_plans_every_on_duty_worker_with_its_device(demo_store: Store, patrols: Patrols) -> None:
+    staff = demo_store.read("staff")
     on = staff[staff["on_duty"]]
     assert sorted(patrols.staff_id.tolist()) == sorted(on["id"].tolist())
     devices = dict(zip(staff["id"], staff["device_id"], strict=True))
@@ -144,12 +154,12 @@ def test_plans_every_on_duty_worker_with_its_device(store: Store, patrols: Patro
     assert (patrols.mode == "road").mean() > 0.8
 
 
-def test_selection_options(store: Store, patrols: Patrols) -> None:
-    every = plan_patrols(store, seed=3, on_duty_only=False)
-    assert len(every) == store.count("staff")
-    few = plan_patrols(store, seed=3, limit=5)
+def test_selection_options(demo_store: Store, patrols: Patrols) -> None:
+    every = plan_patrols(demo_store, seed=3, on_duty_only=False)
+    assert len(every) == demo_store.count("staff")
+    few = plan_patrols(demo_store, seed=3, limit=5)
     assert few.staff_id.tolist() == sorted(patrols.staff_id.tolist())[:5]
-    some = plan_patrols(store, seed=3, staff_ids=[int(patrols.staff_id[3]), 999_999])
+    some = plan_patrols(demo_store, seed=3, staff_ids=[int(patrols.staff_id[3]), 999_999])
     assert some.staff_id.tolist() == [int(patrols.staff_id[3])]
 
 
@@ -203,17 +213,17 @@ def test_visits_are_buildings_of_the_workers_area(patrols: Patrols, city: City) 
         assert city.areas[int(sid)].buffer(100.0).contains(p)
 
 
-def test_same_seed_same_patrols_other_seed_others(store: Store, patrols: Patrols) -> None:
-    again = plan_patrols(store, seed=3)
+def test_same_seed_same_patrols_other_seed_others(demo_store: Store, patrols: Patrols) -> None:
+    again = plan_patrols(demo_store, seed=3)
     for name in ("staff_id", "start", "lon", "lat", "tau"):
         np.testing.assert_array_equal(getattr(again, name), getattr(patrols, name))
     for t in (T0, T0 + 12_345.0):
         pd.testing.assert_frame_equal(again.positions_at(t), patrols.positions_at(t))
-    other = plan_patrols(store, seed=4)
+    other = plan_patrols(demo_store, seed=4)
     assert not np.array_equal(other.tau, patrols.tau)
     # a worker's loop and fixes do not depend on who else is planned
     k = 7
-    alone = plan_patrols(store, seed=3, staff_ids=[int(patrols.staff_id[k])])
+    alone = plan_patrols(demo_store, seed=3, staff_ids=[int(patrols.staff_id[k])])
     np.testing.assert_allclose(alone.route(0)[2], patrols.route(k)[2])
     a = alone.positions_at(T0 + 99.0).iloc[0]
     b = patrols.positions_at(T0 + 99.0).iloc[k]
@@ -414,9 +424,9 @@ def _expected(patrols: Patrols, hours: float, interval: float = 30.0) -> dict[st
 
 
 @pytest.fixture(scope="module")
-def steady(store: Store) -> Patrols:
+def steady(demo_store: Store) -> Patrols:
     """A few workers whose phones never drop out."""
-    return plan_patrols(store, seed=3, limit=12, model=PatrolModel(offline_share=0.0))
+    return plan_patrols(demo_store, seed=3, limit=12, model=PatrolModel(offline_share=0.0))
 
 
 def test_run_sends_osmand_requests_as_traccar_client(steady: Patrols) -> None:
@@ -510,9 +520,9 @@ def test_5xx_is_retried_in_order_and_4xx_rejected_once(steady: Patrols) -> None:
     assert batches and {p["device_id"] for e in batches for p in e["positions"]} == {outage_device}
 
 
-def test_offline_phones_buffer_and_upload_in_order_when_back(store: Store) -> None:
+def test_offline_phones_buffer_and_upload_in_order_when_back(demo_store: Store) -> None:
     model = PatrolModel(offline_share=0.5, offline_every_h=(0.5, 1.0), offline_min=(5.0, 15.0))
-    patrols = plan_patrols(store, seed=3, limit=16, model=model)
+    patrols = plan_patrols(demo_store, seed=3, limit=16, model=model)
     server = Server()
     stats = _run(patrols, server, 2.0)
     expected = _expected(patrols, 2.0)
@@ -602,8 +612,6 @@ def test_backfill_retries_server_errors(steady: Patrols) -> None:
 
     async def no_wait(_: float) -> None:
         return None
-
-    from demo.simulate import abackfill
 
     async def go() -> RunStats:
         async with server.client() as client:
