@@ -13,6 +13,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import shapely
 
 from geo.crs import require_crs
@@ -23,18 +24,20 @@ __all__ = ["PolygonIndex"]
 class PolygonIndex:
     """Point-in-polygon lookups against ``polygons`` (a GeoDataFrame with a CRS); the answer for
     a point is the ``key`` value of the polygon containing it (on a shared border: the smallest
-    key), or None outside every polygon. Empty and missing geometries are never found."""
+    key), or None outside every polygon. Polygons with an empty or missing geometry or a null key
+    are never found."""
 
     def __init__(self, polygons: gpd.GeoDataFrame, *, key: str) -> None:
         require_crs(polygons)
         if key not in polygons.columns:
             raise KeyError(f"the polygons have no column {key!r}")
         geoms = np.asarray(polygons.geometry.values, dtype=object)
-        keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-        order = np.argsort(polygons[key].to_numpy()[keep], kind="stable")
+        keys = polygons[key].to_numpy(dtype=object)
+        keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms) | np.asarray(pd.isna(keys), dtype=bool))
+        order = np.argsort(keys[keep], kind="stable")
         self.crs = polygons.crs
         self._geoms = geoms[keep][order]
-        self._keys = polygons[key].to_numpy(dtype=object)[keep][order]
+        self._keys = keys[keep][order]
         shapely.prepare(self._geoms)
         self._tree = shapely.STRtree(self._geoms)
 

@@ -65,6 +65,7 @@ import pyproj
 import shapely
 
 from geo.crs import metric_crs, require_crs
+from geo.locate import PolygonIndex
 
 __all__ = [
     "Coverage",
@@ -494,30 +495,11 @@ def _grid_keys(points: ObjArray, crs: Any, grids: gpd.GeoDataFrame, key: str) ->
     _check_frame(grids, "grids")
     if key not in grids.columns:
         raise ValueError(f"grids have no column {key!r} (columns: {list(grids.columns)})")
-    out = np.full(len(points), None, dtype=object)
     if not len(points) or not len(grids):
-        return out
+        return np.full(len(points), None, dtype=object)
     same = pyproj.CRS.from_user_input(grids.crs) == pyproj.CRS.from_user_input(crs)
-    frame = grids if same else grids.to_crs(crs)
-    keys = np.asarray(frame[key].to_numpy(), dtype=object)
-    geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
-    keep = ~np.asarray(pd.isna(keys), dtype=bool) & ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-    keys, geoms = keys[keep], geoms[keep]
-    if not len(keys):
-        return out
-    order = np.asarray(sorted(range(len(keys)), key=lambda i: keys[i]), dtype=np.int64)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
-    hit_point, hit_grid = shapely.STRtree(geoms).query(points, predicate="intersects")
-    if not len(hit_point):
-        return out
-    hit_rank = rank[hit_grid]
-    sort = np.lexsort((hit_rank, hit_point))
-    hit_point, hit_rank = hit_point[sort], hit_rank[sort]
-    first = np.ones(len(hit_point), dtype=bool)
-    first[1:] = hit_point[1:] != hit_point[:-1]
-    out[hit_point[first]] = keys[order[hit_rank[first]]]
-    return out
+    index = PolygonIndex(grids if same else grids.to_crs(crs), key=key)
+    return index.lookup(shapely.get_x(points), shapely.get_y(points))
 
 
 def locate(fixes: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *, key: str = "code") -> pd.Series:
