@@ -7,10 +7,11 @@ import os
 import pandas as pd
 import streamlit as st
 
-from console.i18n import DEFAULT_LANG, LANGS
+from console.i18n import DEFAULT_LANG, LANGS, t
 from layers.basemap import BasemapConfig
 from layers.offline import use_local_assets
-from services import mapview, planning, settings
+from services import mapview, planning, settings, tracks
+from services.overview import CitySummary, city_summary
 from store import Store, open_store
 
 
@@ -92,3 +93,39 @@ def _unit_choices(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 def unit_choices() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Townships and villages for the planner's pickers (names change rarely: cached 5 minutes)."""
     return _unit_choices(get_store().url)
+
+
+def store_and_city() -> tuple[Store, CitySummary]:
+    """The store and the city's figures for a page; says so and stops the page when the database is
+    unreachable or holds no city yet."""
+    lang_ = lang()
+    try:
+        store = get_store()
+        summary = city_summary(store, stats=stats())
+    except Exception as exc:  # the database is down or unreachable: say so, do not crash
+        st.error(t("app.db_error", lang_, error=exc))
+        st.stop()
+    if summary is None:
+        st.warning(t("app.no_data", lang_))
+        st.stop()
+    return store, summary
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _staff_choices(url: str) -> pd.DataFrame:
+    return tracks.staff_choices(get_store())
+
+
+def staff_choices() -> pd.DataFrame:
+    """Staff for the pickers (the roster changes rarely: cached a minute, not read on every rerun)."""
+    return _staff_choices(get_store().url)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _townships(url: str) -> pd.DataFrame:
+    return get_store().read("admin_units", where={"level": "township"}, columns=["code", "name"], geometry=False)
+
+
+def townships() -> pd.DataFrame:
+    """Townships/streets (code, name) for area pickers, cached five minutes."""
+    return _townships(get_store().url)

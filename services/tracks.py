@@ -137,6 +137,13 @@ def staff_choices(store: Store, *, unit_prefix: str | None = None) -> pd.DataFra
 # --------------------------------------------------------------------------- track
 
 
+def _fixes(store: Store, staff_ids: Sequence[int], start: pd.Timestamp, end: pd.Timestamp) -> gpd.GeoDataFrame:
+    """The staff's fixes in [start, end), time order, ``jump`` as a plain bool (NULL: not a jump)."""
+    fixes = store.read("positions", where={"staff_id": list(staff_ids), "ts": Range(start, end)}, order_by=["staff_id", "ts"])
+    fixes["jump"] = fixes["jump"].fillna(False).astype(bool)
+    return fixes
+
+
 @dataclass(frozen=True, eq=False)
 class Track:
     staff_id: int
@@ -168,8 +175,7 @@ def track(
     s, e = _utc_now(start), _utc_now(end)
     if e <= s:
         raise ValueError(f"the period ends ({e}) before it starts ({s})")
-    fixes = store.read("positions", where={"staff_id": int(staff_id), "ts": Range(s, e)}, order_by=["ts"])
-    fixes["jump"] = fixes["jump"].fillna(False).astype(bool)
+    fixes = _fixes(store, [int(staff_id)], s, e)
     accepted = fixes[~fixes["jump"]].reset_index(drop=True)
     grids = store.read("grids", bbox=tuple(accepted.total_bounds)) if len(accepted) else None  # type: ignore[arg-type]
     visits = (
@@ -205,14 +211,14 @@ def coverage(
     start: datetime | pd.Timestamp,
     end: datetime | pd.Timestamp,
     radius_m: float = 30.0,
+    fixes: gpd.GeoDataFrame | None = None,
 ) -> tuple[Coverage, gpd.GeoDataFrame]:
     """Patrol coverage of the worker's grids over [start, end): (coverage of their buildings, the
-    grids)."""
+    grids). ``fixes``: the period's fixes when already read (``Track.fixes``), else read here."""
     grids = _worker_grids(store, staff_id)
     buildings = store.read("buildings", where={"grid_code": grids["code"].tolist()}) if len(grids) else store.read("buildings", limit=0)
-    s, e = _utc_now(start), _utc_now(end)
-    fixes = store.read("positions", where={"staff_id": int(staff_id), "ts": Range(s, e)}, order_by=["ts"])
-    fixes["jump"] = fixes["jump"].fillna(False).astype(bool)
+    if fixes is None:
+        fixes = _fixes(store, [int(staff_id)], _utc_now(start), _utc_now(end))
     return patrol_coverage(fixes, buildings, radius_m=radius_m, households="households"), grids
 
 
@@ -255,10 +261,9 @@ def summarise_day(store: Store, day: date, *, staff_ids: Sequence[int] | None = 
     parts: list[pd.DataFrame] = []
     for i in range(0, len(staff_ids), batch):
         ids = [int(x) for x in staff_ids[i : i + batch]]
-        fixes = store.read("positions", where={"staff_id": ids, "ts": Range(s, e)})
+        fixes = _fixes(store, ids, s, e)
         if not len(fixes):
             continue
-        fixes["jump"] = fixes["jump"].fillna(False).astype(bool)
         links = store.read("staff_grids", where={"staff_id": ids})
         buildings = store.read("buildings", where={"grid_code": sorted(set(links["grid_code"]))}, columns=["households"])
         parts.append(daily_summary(fixes, buildings=buildings if len(buildings) else None, tz=tz))

@@ -7,19 +7,10 @@ import streamlit as st
 from console import state
 from console.i18n import t
 from console.mapui import show_overview_map, view_from_query
-from services.overview import city_summary
 
 lang = state.lang()
 st.title(t("page.map", lang))
-try:
-    store = state.get_store()
-    summary = city_summary(store, stats=state.stats())
-except Exception as exc:  # the database is down or unreachable: say so, do not crash
-    st.error(t("app.db_error", lang, error=exc))
-    st.stop()
-if summary is None:
-    st.warning(t("app.no_data", lang))
-    st.stop()
+store, summary = state.store_and_city()
 
 c = st.columns(5)
 c[0].metric(t("metric.grids", lang), f"{summary.grids:,}")

@@ -23,7 +23,6 @@ from layers.staff import (
     build_unpatrolled_layer,
 )
 from services import tracks
-from services.overview import city_summary
 
 REFRESH_S = 15
 MAX_UNPATROLLED_DRAWN = 1500
@@ -31,15 +30,7 @@ LAYER_PREFIXES = ("staff.", "role.", "fresh.", "dur.", "counts.", "track.", "cov
 
 lang = state.lang()
 st.title(t("page.staff", lang))
-try:
-    store = state.get_store()
-    summary = city_summary(store, stats=state.stats())
-except Exception as exc:  # the database is down or unreachable: say so, do not crash
-    st.error(t("app.db_error", lang, error=exc))
-    st.stop()
-if summary is None:
-    st.warning(t("app.no_data", lang))
-    st.stop()
+store, summary = state.store_and_city()
 state.local_assets(state.static_prefix())
 CENTER, ZOOM = summary.center, summary.zoom
 L = labels(LAYER_PREFIXES, lang)
@@ -96,7 +87,7 @@ with tab_live:
 
 # ----------------------------------------------------------------------------- track
 with tab_track:
-    staff = tracks.staff_choices(store)
+    staff = state.staff_choices()
     unit_label = staff["unit_name"].fillna(staff["unit_code"]).astype(str)
     names = {
         int(i): f"{n} · {_role(r)} · {u}"
@@ -132,7 +123,7 @@ with tab_track:
             st.info(t("staff.no_track", lang))
         else:
             radius = st.slider(t("staff.radius", lang), 10, 100, 30, step=5, key="track_radius")
-            cov, grids = tracks.coverage(store, int(sid), start=start, end=end, radius_m=float(radius))
+            cov, grids = tracks.coverage(store, int(sid), start=start, end=end, radius_m=float(radius), fixes=tr.fixes)
             show_cov = st.checkbox(t("staff.show_coverage", lang), value=True, key="track_show_cov")
             b = tr.accepted.total_bounds
             centre = ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2)
@@ -180,7 +171,7 @@ with tab_track:
 
 # ----------------------------------------------------------------------------- patrol coverage
 with tab_patrol:
-    units = store.read("admin_units", where={"level": "township"}, columns=["code", "name"], geometry=False)
+    units = state.townships()
     unit_opts = [""] + units.sort_values("code")["code"].tolist()
     unit_names = dict(zip(units["code"], units["name"], strict=True))
     c = st.columns([2, 1])
