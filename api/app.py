@@ -134,7 +134,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        own = store is None or isinstance(store, str)
+        own = store is None or isinstance(store, str)  # opened here, so closed here
         st: Store = open_store(store) if store is None or isinstance(store, str) else store
         ing = ingestor or Ingestor(st, config or IngestConfig())
         cq = CommitQueue(ing)
@@ -231,19 +231,15 @@ def create_app(
             return _refused(Rejected(f"a batch holds at most {MAX_BATCH} positions, got {len(items)}", status=413))
         return await _batch(items, remote)
 
+    def _parsed(item: Any) -> Fix | Rejected:
+        try:
+            return parse_batch_item(item)
+        except Rejected as e:
+            return e
+
     async def _batch(items: list[Any], remote: str | None) -> JSONResponse:
-        ing: Ingestor = state["ingestor"]
-        fixes: list[Fix] = []
-        sids: list[int] = []
-        rejected: list[dict[str, Any]] = []
-        for i, item in enumerate(items):
-            try:
-                fix = parse_batch_item(item)
-                sids.append(ing.check(fix))
-                fixes.append(fix)
-            except Rejected as e:
-                ing.reject(e, remote=remote)
-                rejected.append({"index": i, "status": e.status, "detail": str(e)})
+        fixes, sids, errors = state["ingestor"].screen([_parsed(item) for item in items], remote=remote)
+        rejected = [{"index": i, "status": e.status, "detail": str(e)} for i, e in enumerate(errors) if e is not None]
         outcomes: list[str] = []
         if fixes:
             out = await _commit(fixes, sids)

@@ -504,17 +504,27 @@ class Ingestor:
                     self.store.write("grid_presence", presence, mode="ignore")
         return IngestResult(outcomes.tolist(), jumps)
 
-    def ingest(self, fixes: Iterable[Fix], *, remote: str | None = None) -> tuple[IngestResult, list[Rejected | None]]:
-        """Check and commit: (result over the accepted fixes, per input fix its Rejected or None)."""
+    def screen(
+        self, fixes: Iterable[Fix | Rejected], *, remote: str | None = None
+    ) -> tuple[list[Fix], list[int], list[Rejected | None]]:
+        """Check each fix (a Rejected from parsing passes through as refused): (the acceptable
+        fixes, their staff ids, per input its refusal or None). Refusals are logged."""
         ok: list[Fix] = []
         sids: list[int] = []
         errors: list[Rejected | None] = []
         for fix in fixes:
             try:
+                if isinstance(fix, Rejected):
+                    raise fix
                 sids.append(self.check(fix))
                 ok.append(fix)
                 errors.append(None)
             except Rejected as e:
                 self.reject(e, remote=remote)
                 errors.append(e)
+        return ok, sids, errors
+
+    def ingest(self, fixes: Iterable[Fix], *, remote: str | None = None) -> tuple[IngestResult, list[Rejected | None]]:
+        """Check and commit: (result over the accepted fixes, per input fix its Rejected or None)."""
+        ok, sids, errors = self.screen(fixes, remote=remote)
         return self.commit(ok, sids), errors
