@@ -44,13 +44,13 @@ import shapely
 
 from geo.locate import PolygonIndex
 from geo.tracks import flag_jumps
+from services.settings import city_tz
 from store import Range
 from store.base import BBox, Store
 
 log = logging.getLogger("gridconsole.ingest")
 
 KNOT_MPS = 1852.0 / 3600.0
-DEFAULT_TZ = "Asia/Shanghai"
 
 
 class Rejected(ValueError):
@@ -89,7 +89,7 @@ class IngestConfig:
     max_future_s: float = 300.0  # a phone clock this far ahead is wrong
     max_age_days: float = 30.0  # older buffered fixes are refused
     max_speed_mps: float = 40.0  # faster moves are GPS jumps (kept, flagged)
-    tz: str = DEFAULT_TZ  # the city's time zone: days of grid presence and KPIs
+    tz: str | None = None  # the city's time zone (days of grid presence); None: the setting ``tz``
     device_refresh_s: float = 60.0
     grid_refresh_s: float = 300.0
 
@@ -333,6 +333,7 @@ class Ingestor:
         self._devices = _Cache()
         self._grids = _Cache()
         self._region: BBox | None = self.config.region
+        self.tz = self.config.tz or city_tz(self.store)
 
     # ---------------------------------------------------------------- reference data
 
@@ -485,7 +486,7 @@ class Ingestor:
             good = new[~new["jump"]]
             latest = good.sort_values("ts").drop_duplicates("staff_id", keep="last")
             presence = good[good["grid_code"].notna()].assign(
-                day=good["ts"].dt.tz_convert(self.config.tz).dt.strftime("%Y-%m-%d")
+                day=good["ts"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d")
             )
             presence = (
                 presence.groupby(["day", "grid_code", "staff_id"], as_index=False)["ts"].min().rename(columns={"ts": "first_ts"})

@@ -1,4 +1,4 @@
-"""Site settings kept in the store: the basemap (none / XYZ / GCJ-02 tiles)."""
+"""Site settings kept in the store: the basemap (none / XYZ / GCJ-02 tiles), the city's time zone."""
 
 from __future__ import annotations
 
@@ -42,3 +42,11 @@ def set_basemap(
         store.set_setting("basemap.kind", kind)
         store.set_setting("basemap.url", url or "")
         store.set_setting("basemap.attribution", attribution)
+
+
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+def city_tz(store: Store) -> str:
+    """The city's time zone (setting ``tz``): what a "day" means for patrols, presence and KPIs."""
+    return store.get_setting("tz", DEFAULT_TZ) or DEFAULT_TZ

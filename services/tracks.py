@@ -35,18 +35,14 @@ from geo.tracks import (
     track_segments,
     trip_stats,
 )
+from services.settings import city_tz
 from store import Range
 from store.base import BBox, Store
 
-DEFAULT_TZ = "Asia/Shanghai"
 ONLINE_S = 300.0
 OFFLINE_S = 1800.0
 MAX_POINTS = 3000  # staff points drawn at once; beyond that, counts per township
 Period = Literal["day", "week", "month"]
-
-
-def city_tz(store: Store) -> str:
-    return store.get_setting("tz", DEFAULT_TZ) or DEFAULT_TZ
 
 
 def _utc_now(now: datetime | pd.Timestamp | None) -> pd.Timestamp:

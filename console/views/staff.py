@@ -23,6 +23,7 @@ from layers.staff import (
     build_unpatrolled_layer,
 )
 from services import tracks
+from services.settings import city_tz
 
 REFRESH_S = 15
 MAX_UNPATROLLED_DRAWN = 1500
@@ -34,7 +35,7 @@ store, summary = state.store_and_city()
 state.local_assets(state.static_prefix())
 CENTER, ZOOM = summary.center, summary.zoom
 L = labels(LAYER_PREFIXES, lang)
-tz = tracks.city_tz(store)
+tz = city_tz(store)
 roles_all = ["grid_worker_full", "grid_worker_part", "police", "mediator", "legal_adviser", "volunteer"]
 
 
