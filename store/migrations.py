@@ -365,6 +365,31 @@ def _tracks(dialect: Dialect) -> list[str]:
     return out
 
 
+_CASE_COLUMNS = {
+    "case_categories": ("time_limit", "limit_unit", "accept_hours", "kind", "department", "urgency", "active"),
+    "cases": (
+        "rev", "kind", "escalation_level", "escalated_at", "accept_deadline_at", "accepted_at", "resolved_at",
+        "updated_at", "duplicate_of", "reports", "photo_urls", "external_id", "reporter_email", "status_notes",
+    ),
+    "case_events": ("staff_id", "rev"),
+}  # fmt: skip
+_CASE_TABLES = ("departments", "case_summons", "hotline_queue")
+
+
+def _cases(dialect: Dialect) -> list[str]:
+    """Issue 5: the closed loop's columns on cases/categories/events and the new tables. Existing
+    rows keep NULLs, which the services read as defaults (rev 0, level 0, one report)."""
+    out: list[str] = []
+    for table, names in _CASE_COLUMNS.items():
+        t = schema.table(table)
+        for name in names:
+            out += add_column_sql(t, t.column(name), dialect)
+        out += indexes_sql(t, dialect, set(t.column_names), only_with=set(names))
+    for name in _CASE_TABLES:
+        out += create_table_sql(schema.table(name), dialect)
+    return out
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema: every table of store/schema.py", _initial),
     Migration(
@@ -380,6 +405,13 @@ MIGRATIONS: list[Migration] = [
         _tracks,
         adds_tables=("positions", *_TRACK_TABLES),
         adds_columns=tuple(("latest_positions", c) for c in _LATEST_COLUMNS),
+    ),
+    Migration(
+        4,
+        "cases and dispatch: compare-and-set revisions, escalation, SLA columns, summons, the 12345 queue",
+        _cases,
+        adds_tables=_CASE_TABLES,
+        adds_columns=tuple((t, c) for t, names in _CASE_COLUMNS.items() for c in names),
     ),
 ]
 

@@ -272,8 +272,19 @@ TABLES: dict[str, Table] = {
                 C("code", "text", primary_key=True),
                 C("name_zh", "text", not_null=True),
                 C("name_en", "text", not_null=True),
-                C("time_limit_hours", "real", not_null=True),
+                C("time_limit_hours", "real", not_null=True),  # calendar hours; see limit_unit
                 C("handler_role", "text"),
+                # Issue 5: the admin-editable time limits. ``time_limit`` counts ``limit_unit``
+                # (hours | working_hours | working_days, see services/sla.py) from dispatch; None
+                # falls back to time_limit_hours calendar hours. ``accept_hours``: calendar hours the
+                # assignee has to accept before the case escalates.
+                C("time_limit", "real"),
+                C("limit_unit", "text"),
+                C("accept_hours", "real"),
+                C("kind", "text"),  # the default case kind: immediate | deadline | multi_department
+                C("department", "text"),  # the department answerable for it (departments.code)
+                C("urgency", "int"),  # the default urgency, 1..3
+                C("active", "bool"),  # offered to reporters (Open311 services.json)
             ),
         ),
         Table(
@@ -298,9 +309,34 @@ TABLES: dict[str, Table] = {
                 C("closed_at", "timestamp"),
                 C("assignee_id", "bigint"),
                 C("satisfaction", "int"),  # 1..5
+                # Issue 5: the closed loop. ``rev`` grows with every change and makes writes
+                # compare-and-set (two dispatchers, one winner); see services/cases.py.
+                C("rev", "int"),
+                C("kind", "text"),  # immediate | deadline | multi_department
+                C("escalation_level", "int"),  # 0 grid, 1 community/village, 2 street/township, 3 district
+                C("escalated_at", "timestamp"),
+                C("accept_deadline_at", "timestamp"),
+                C("accepted_at", "timestamp"),
+                C("resolved_at", "timestamp"),
+                C("updated_at", "timestamp"),
+                C("duplicate_of", "bigint"),  # set on a report merged into an earlier case
+                C("reports", "int"),  # how many reports this case stands for (itself + duplicates)
+                C("photo_urls", "text"),  # JSON list of http(s) URLs
+                C("external_id", "text"),  # the source's own number (a 12345 ticket)
+                C("reporter_email", "text"),
+                C("status_notes", "text"),  # what the public sees (Open311 status_notes)
                 C("geom", "geometry:POINT"),
             ),
-            indexes=(("state",), ("grid_code",), ("village_code",), ("reported_at",), ("category",)),
+            indexes=(
+                ("state",),
+                ("grid_code",),
+                ("village_code",),
+                ("reported_at",),
+                ("category",),
+                ("assignee_id",),
+                ("source", "external_id"),
+                ("deadline_at",),
+            ),
         ),
         Table(
             "case_events",
@@ -313,9 +349,56 @@ TABLES: dict[str, Table] = {
                 C("from_state", "text"),
                 C("to_state", "text"),
                 C("note", "text"),
+                C("staff_id", "bigint"),  # the person an assign/reassign/unassign event is about
+                C("rev", "int"),  # the case's rev after this event
             ),
             indexes=(("case_id", "ts"),),
             append_only=True,
+        ),
+        # ---- issue 5: departments summoned to a case ("街乡吹哨、部门报到"), the 12345 queue ----
+        Table(
+            "departments",
+            (
+                C("code", "text", primary_key=True),
+                C("name_zh", "text", not_null=True),
+                C("name_en", "text", not_null=True),
+                C("phone", "text"),
+            ),
+        ),
+        Table(
+            "case_summons",
+            (
+                C("case_id", "bigint", primary_key=True),
+                C("department", "text", primary_key=True),
+                C("summoned_at", "timestamp", not_null=True),
+                C("summoned_by", "text"),
+                C("due_at", "timestamp"),  # when the department must have accepted
+                C("accepted_at", "timestamp"),
+                C("accepted_by", "text"),
+                C("reported_back_at", "timestamp"),
+                C("note", "text"),
+            ),
+            indexes=(("department",),),
+        ),
+        Table(
+            "hotline_queue",
+            (
+                C("id", "bigint", primary_key=True, autoincrement=True),
+                C("batch", "text", not_null=True),  # the import it came from (file name + time)
+                C("row_no", "int"),
+                C("external_id", "text"),
+                C("received_at", "timestamp"),
+                C("category", "text"),  # the mapped category code, if any
+                C("address", "text"),
+                C("description", "text"),
+                C("reporter_phone", "text"),
+                C("raw", "text"),  # the row as JSON, nothing lost
+                C("reason", "text", not_null=True),  # why it needs a person
+                C("status", "text", not_null=True),  # open | done | discarded
+                C("case_id", "bigint"),  # the case a person made of it
+                C("created_at", "timestamp", not_null=True),
+            ),
+            indexes=(("status",), ("batch",)),
         ),
         Table(
             "facilities",

@@ -186,6 +186,13 @@ def samples() -> dict[str, pd.DataFrame]:
                 "name_en": ["Garbage piled up", "Fire hazard"],
                 "time_limit_hours": [72.0, 4.0],
                 "handler_role": ["grid_worker_full", None],
+                "time_limit": [1.0, 4.0],
+                "limit_unit": ["working_days", "hours"],
+                "accept_hours": [2.0, None],
+                "kind": ["deadline", "immediate"],
+                "department": ["urban_management", None],
+                "urgency": [1, 3],
+                "active": [True, False],
             }
         ),
         "cases": gdf(
@@ -208,6 +215,20 @@ def samples() -> dict[str, pd.DataFrame]:
                 "closed_at": [None, None, T0 - timedelta(days=1)],
                 "assignee_id": [101, 102, None],
                 "satisfaction": [None, None, 5],
+                "rev": [0, 3, None],
+                "kind": ["deadline", "multi_department", None],
+                "escalation_level": [0, 2, None],
+                "escalated_at": [None, T0 + timedelta(hours=5), None],
+                "accept_deadline_at": [None, T0 + timedelta(hours=1), None],
+                "accepted_at": [None, None, T0 - timedelta(days=3, hours=-2)],
+                "resolved_at": [None, None, T0 - timedelta(days=2)],
+                "updated_at": [T0, T0 + timedelta(hours=5), None],
+                "duplicate_of": [None, None, 1],
+                "reports": [2, 1, None],
+                "photo_urls": ['["https://example.org/a.jpg?x=1&y=2"]', None, "[]"],
+                "external_id": [None, "12345-20261120-0001", None],
+                "reporter_email": ["<img src=x onerror=alert(1)>@x.cn", None, None],
+                "status_notes": [None, "已派遣", None],
             },
             [pt(50, 60), pt(450, 20), None],
         ),
@@ -220,6 +241,46 @@ def samples() -> dict[str, pd.DataFrame]:
                 "from_state": [None, "reported", "filed"],
                 "to_state": ["reported", "filed", "dispatched"],
                 "note": ["<script>alert(1)</script>", "'; DROP TABLE grids; --", "😀 emoji ok"],
+                "staff_id": [None, None, 102],
+                "rev": [0, 1, 2],
+            }
+        ),
+        "departments": pd.DataFrame(
+            {
+                "code": ["urban_management", "housing<b>"],
+                "name_zh": ["城管局", "住建局"],
+                "name_en": ["Urban management", "Housing & construction"],
+                "phone": ["024-7000000", None],
+            }
+        ),
+        "case_summons": pd.DataFrame(
+            {
+                "case_id": [2, 2],
+                "department": ["urban_management", "housing<b>"],
+                "summoned_at": [T0 + timedelta(hours=5), T0 + timedelta(hours=5)],
+                "summoned_by": ["street:211202001", None],
+                "due_at": [T0 + timedelta(hours=29), None],
+                "accepted_at": [T0 + timedelta(hours=6), None],
+                "accepted_by": ["张科长", None],
+                "reported_back_at": [None, None],
+                "note": ["'; DROP TABLE grids; --", None],
+            }
+        ),
+        "hotline_queue": pd.DataFrame(
+            {
+                "batch": ["12345-2026-11-20.csv", "12345-2026-11-20.csv"],
+                "row_no": [3, 7],
+                "external_id": ["GD2026112000123", None],
+                "received_at": [T0, None],
+                "category": [None, "noise"],
+                "address": ["银州区某小区<script>", None],
+                "description": ["楼上漏水", "tab\tnew\nline"],
+                "reporter_phone": ["13900000000", None],
+                "raw": ['{"工单号": "GD2026112000123"}', "{}"],
+                "reason": ["no_location", "unknown_category"],
+                "status": ["open", "done"],
+                "case_id": [None, 12],
+                "created_at": [T0, T0],
             }
         ),
         "facilities": gdf(

@@ -583,7 +583,7 @@ def test_case_events_are_append_only(store: Any) -> None:
     with pytest.raises(StoreError, match="append-only"):
         store.write("case_events", before.iloc[:1], mode="upsert")
     # appending is fine
-    store.write("case_events", pd.DataFrame({"case_id": [3], "ts": [T0], "action": ["close"]}))
+    store.write("case_events", pd.DataFrame({"case_id": [3], "ts": [T0], "action": ["close"], "rev": [3]}))
     after = store.read("case_events", order_by=["id"])
     assert len(after) == len(before) + 1
     pd.testing.assert_frame_equal(after.iloc[: len(before)], before)

@@ -137,6 +137,24 @@ def _fresh(store: Any, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[
     return PostGISStore(server.url(name), migrate=False), (server, name)
 
 
+def _schema_as_of(m: pytest.MonkeyPatch, version: int) -> None:
+    """Make schema.TABLES and MIGRATIONS what they were at ``version``: the tables and columns that
+    later migrations add are taken out."""
+    later = [mig for mig in migrations.MIGRATIONS if mig.version > version]
+    for mig in later:
+        for name in mig.adds_tables:
+            if name in schema.TABLES:
+                m.delitem(schema.TABLES, name)
+    dropped: dict[str, set[str]] = {}
+    for mig in later:
+        for table, col in mig.adds_columns:
+            dropped.setdefault(table, set()).add(col)
+    for table, cols in dropped.items():
+        t = schema.TABLES[table]
+        m.setitem(schema.TABLES, table, dataclasses.replace(t, columns=tuple(c for c in t.columns if c.name not in cols)))
+    m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
+
+
 def test_tracks_migration_carries_old_positions_over(
     store: Any, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,17 +162,9 @@ def test_tracks_migration_carries_old_positions_over(
     keyed, partitioned positions table: every fix kept, a repeated (staff_id, ts) once, flagged ->
     jump, bbox queries right, and new fixes written after it."""
     old, cleanup = _fresh(store, tmp_path, request)
-    latest = schema.TABLES["latest_positions"]
     with monkeypatch.context() as m:  # the schema as it was at version 2
+        _schema_as_of(m, 2)
         m.setitem(schema.TABLES, "positions", migrations._POSITIONS_V1)
-        m.setitem(
-            schema.TABLES,
-            "latest_positions",
-            dataclasses.replace(latest, columns=tuple(c for c in latest.columns if c.name not in migrations._LATEST_COLUMNS)),
-        )
-        for name in ("grid_presence", "staff_days"):
-            m.delitem(schema.TABLES, name)
-        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
         try:
             assert old.migrate() == [1, 2]
             rows = gdf(
