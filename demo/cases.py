@@ -33,6 +33,50 @@ CATEGORIES: list[dict[str, object]] = [
     dict(code="animal", name_zh="动物侵扰", name_en="Animal in residence", time_limit_hours=2.0, handler_role="grid_worker_full"),
     dict(code="noise", name_zh="噪声扰民", name_en="Noise", time_limit_hours=24.0, handler_role="grid_worker_full"),
 ]
+# The admin-editable limits (issue 5): (time limit, unit, hours to accept, kind, department, urgency).
+# DOMAIN.md: garbage 1 working day, dirty road 5 working hours, illegal building 15 working days,
+# "1-2-20" (accept in a day, finish in 20 days) for land-lease disputes.
+LIMITS: dict[str, tuple[float, str, float, str, str | None, int]] = {
+    "neighbour_dispute": (72.0, "hours", 4.0, "deadline", "justice", 1),
+    "family_dispute": (72.0, "hours", 4.0, "deadline", "civil_affairs", 1),
+    "land_lease_dispute": (20.0, "working_days", 24.0, "multi_department", "agriculture", 1),
+    "facility_repair": (48.0, "hours", 4.0, "deadline", "housing", 2),
+    "exposed_garbage": (1.0, "working_days", 2.0, "deadline", "urban_management", 1),
+    "dirty_road": (5.0, "working_hours", 1.0, "deadline", "urban_management", 1),
+    "illegal_building": (15.0, "working_days", 24.0, "multi_department", "urban_management", 1),
+    "safety_hazard": (24.0, "hours", 1.0, "immediate", "emergency", 3),
+    "fraud_lead": (12.0, "hours", 1.0, "immediate", "public_security", 2),
+    "public_order": (2.0, "hours", 0.25, "immediate", "public_security", 3),
+    "heating": (48.0, "hours", 4.0, "deadline", "heating_company", 2),
+    "flooding": (12.0, "hours", 1.0, "immediate", "water_affairs", 2),
+    "animal": (2.0, "hours", 0.5, "immediate", "emergency", 3),
+    "noise": (24.0, "hours", 2.0, "deadline", "ecology_environment", 1),
+}
+DEPARTMENTS: list[dict[str, object]] = [
+    dict(code="urban_management", name_zh="城市管理综合行政执法局", name_en="Urban management", phone="024-12319"),
+    dict(code="housing", name_zh="住房和城乡建设局", name_en="Housing and construction", phone=None),
+    dict(code="public_security", name_zh="公安分局", name_en="Public security bureau", phone="110"),
+    dict(code="civil_affairs", name_zh="民政局", name_en="Civil affairs", phone=None),
+    dict(code="justice", name_zh="司法局", name_en="Justice bureau", phone=None),
+    dict(code="agriculture", name_zh="农业农村局", name_en="Agriculture and rural affairs", phone=None),
+    dict(code="emergency", name_zh="应急管理局", name_en="Emergency management", phone="119"),
+    dict(code="heating_company", name_zh="供热公司", name_en="Heating company", phone=None),
+    dict(code="water_affairs", name_zh="水务局", name_en="Water affairs", phone=None),
+    dict(code="ecology_environment", name_zh="生态环境局", name_en="Ecology and environment", phone="12369"),
+    dict(code="market_regulation", name_zh="市场监督管理局", name_en="Market regulation", phone="12315"),
+]
+
+
+def categories_frame() -> pd.DataFrame:
+    """CATEGORIES with their limits (LIMITS) as the case_categories table."""
+    rows = []
+    for c in CATEGORIES:
+        limit, unit, accept, kind, dept, urgency = LIMITS[str(c["code"])]
+        rows.append({**c, "time_limit": limit, "limit_unit": unit, "accept_hours": accept, "kind": kind,
+                     "department": dept, "urgency": urgency, "active": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 _CODES = [str(c["code"]) for c in CATEGORIES]
 _LIMITS = np.array([float(c["time_limit_hours"]) for c in CATEGORIES])  # type: ignore[arg-type]
 # Relative frequency of each category in urban communities and in villages.

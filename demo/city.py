@@ -33,7 +33,7 @@ import shapely
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from demo.cases import CATEGORIES, generate_cases
+from demo.cases import DEPARTMENTS, categories_frame, generate_cases
 from demo.names import COUNTY_NAMES, PlaceNamer, person_names, phones
 from demo.specs import CitySpec, CountySpec
 from geo.codes import grid_codes
@@ -75,6 +75,7 @@ class DemoCity:
             "latest_positions",
             "cameras",
             "case_categories",
+            "departments",
             "cases",
             "case_events",
         )
@@ -604,7 +605,8 @@ def generate(
     frames["cameras"] = _cameras(rng, b, facilities, spec).to_crs(LONLAT)
     progress("staff", 1)
 
-    frames["case_categories"] = pd.DataFrame(CATEGORIES)
+    frames["case_categories"] = categories_frame()
+    frames["departments"] = pd.DataFrame(DEPARTMENTS)
     cases, events = generate_cases(
         np.random.default_rng(seed + 3),
         buildings=buildings,

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from demo.city import DemoCity
 from store.base import Store
 
+DEPENDENT_TABLES = ("case_summons", "hotline_queue")
+
 
 def load_demo(store: Store, city: DemoCity, *, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
     """Replace every demo table's rows with the city's; all or nothing. Returns rows per table.
@@ -16,7 +18,8 @@ def load_demo(store: Store, city: DemoCity, *, progress: Callable[[str, int], No
     written: dict[str, int] = {}
     names = [name for name, _ in city.tables()]
     with store.transaction():
-        store.purge(names)
+        # rows that point at the old cases go with them
+        store.purge([*names, *(t for t in DEPENDENT_TABLES if t not in names)])
         for name, frame in city.tables():
             written[name] = store.write(name, frame, mode="append")
             if progress:
