@@ -101,6 +101,43 @@ def import_(
         typer.echo(f"  ! {w}")
 
 
+@app.command("import-12345")
+def import_12345(
+    file: Annotated[Path, typer.Argument(help="12345 export: CSV/TSV (UTF-8, GB18030/GBK, UTF-16) or .xlsx")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column mapping file (JSON or TOML); default: the one saved in settings")
+    ] = None,
+    coords: Annotated[str | None, typer.Option(help="Coordinates in the file: wgs84, gcj02 or bd09")] = None,
+    batch: Annotated[str | None, typer.Option(help="Name of this import (default: file name and time)")] = None,
+    actor: Annotated[str, typer.Option(help="Who imports (recorded in the case history)")] = "cli",
+    db: Annotated[
+        str | None,
+        typer.Option("--db", "--database-url", help="Database URL (default: $DATABASE_URL)"),
+    ] = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Import a 12345 hotline export: rows become cases (located by coordinates or by address);
+    the rest wait in the queue for a person. Importing the same file again creates nothing twice."""
+    from services import hotline
+
+    store = _open(db)
+    try:
+        chosen = hotline.load_mapping(mapping) if mapping else hotline.mapping_from_settings(store)
+        if coords:
+            chosen = hotline.mapping_with(chosen, coords=coords)
+        report = hotline.import_export(store, file, mapping=chosen, batch_name=batch, actor=actor)
+    except hotline.HotlineError as exc:
+        typer.echo(t("cli.error", lang, error=str(exc)), err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        store.close()
+    typer.echo(report.summary(lang))
+    for row_no, message in report.errors[:50]:
+        typer.echo(f"  ! {row_no}: {message}")
+    if len(report.errors) > 50:
+        typer.echo(f"  … {len(report.errors) - 50} more")
+
+
 @app.command()
 def export(
     kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
