@@ -17,7 +17,7 @@ from streamlit_folium import st_folium
 
 from console import state
 from console.i18n import labels, t
-from geo.crs import gcj02_to_wgs84
+from geo.crs import from_wgs84, gcj02_to_wgs84
 from geo.lod import view_bbox
 from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift
 from layers.context import build_context_layer
@@ -112,3 +112,18 @@ def show_overview_map(
     cols[1].caption(f"{t('map.features', lang)}: {len(data.features):,}")
     cols[2].caption(f"{t('map.payload', lang)}: {payload_bytes(data) / 1024:,.0f} KB")
     return data
+
+
+def display_frame(frame: Any, shifted: bool) -> Any:
+    """A lon/lat frame as drawn: shifted to GCJ-02 when the tiles are GCJ-02, else unchanged."""
+    if not shifted or frame is None or not len(frame):
+        return frame
+    return from_wgs84(frame, target="gcj02")
+
+
+def unshift_click(lon: float, lat: float, shifted: bool) -> tuple[float, float]:
+    """A map click in WGS84 (clicks on GCJ-02 tiles come in GCJ-02)."""
+    if not shifted:
+        return lon, lat
+    x, y = gcj02_to_wgs84(lon, lat)
+    return float(x), float(y)
