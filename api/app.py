@@ -5,7 +5,10 @@ Routes:
 - ``GET|POST /osmand`` -- the OsmAnd protocol as Traccar Client sends it (query string or form,
   or the newer JSON body); a phone's server URL is ``http://HOST:PORT/osmand``;
 - ``POST /api/positions`` -- a batch buffered offline: ``{"positions": [...]}`` (≤ 1,000);
-- ``GET /api/health`` and ``GET /api/status`` (counts, recent refusals).
+- ``GET /api/health`` and ``GET /api/status`` (counts, recent refusals);
+- ``/api/cases/...`` -- cases and dispatch (api/cases.py): a grid worker's report, candidates,
+  assign/unassign and the other actions of the loop, the timeline;
+- ``/open311/v2/...`` -- Open311 GeoReport v2 for citizen requests (api/open311.py).
 
 A 200 is sent only after the fix is committed (see ``api/writer.py``); a duplicate is acknowledged
 with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 unknown device,
@@ -24,7 +27,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.cases import router as cases_router
+from api.open311 import router as open311_router
 from api.writer import CommitQueue
+from services import cases as cases_service
 from services.ingest import (
     Fix,
     IngestConfig,
@@ -41,6 +47,24 @@ log = logging.getLogger("gridconsole.api")
 
 MAX_SINGLE_BYTES = 16 * 1024  # one fix
 MAX_BATCH_BYTES = 1024 * 1024  # a batch of up to MAX_BATCH fixes
+MAX_CASE_BYTES = 64 * 1024  # one report: a 4,000-character description in UTF-8 and the rest
+
+
+def body_limit(path: str) -> int:
+    """The largest request body a route takes."""
+    if path.startswith("/api/positions"):
+        return MAX_BATCH_BYTES
+    if path.startswith(("/open311/", "/api/cases")):
+        return MAX_CASE_BYTES
+    return MAX_SINGLE_BYTES
+
+
+def too_large_body(path: str, limit: int) -> dict[str, Any] | list[dict[str, Any]]:
+    """The 413 answer: Open311's error list on its routes, ``{"detail": ...}`` elsewhere."""
+    text = f"the body is larger than {limit} bytes"
+    if path.startswith("/open311/"):
+        return [{"code": 413, "description": text}]
+    return {"detail": text}
 MAX_BATCH = 1000
 COMMIT_TIMEOUT_S = 30.0
 
@@ -62,7 +86,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = MAX_BATCH_BYTES if scope.get("path", "").startswith("/api/positions") else MAX_SINGLE_BYTES
+        path = scope.get("path", "")
+        limit = body_limit(path)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -70,7 +95,7 @@ class BodyLimit:
                 except ValueError:
                     size = -1
                 if size < 0 or size > limit:
-                    await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+                    await _send_json(send, 413, too_large_body(path, limit))
                     return
         seen = 0
         too_big = False
@@ -97,10 +122,10 @@ class BodyLimit:
             await self.app(scope, counting, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+                await _send_json(send, 413, too_large_body(path, limit))
         except Exception:
             if too_big and not started:
-                await _send_json(send, 413, {"detail": f"the body is larger than {limit} bytes"})
+                await _send_json(send, 413, too_large_body(path, limit))
             else:
                 raise
 
@@ -109,7 +134,7 @@ class _TooLarge(Exception):
     pass
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any] | list[dict[str, Any]]) -> None:
     data = json.dumps(body, ensure_ascii=False).encode()
     await send(
         {
@@ -125,11 +150,29 @@ def _refused(e: Rejected) -> JSONResponse:
     return JSONResponse({"detail": str(e)}, status_code=e.status)
 
 
+async def _sweep(store: Store, every_s: float) -> None:
+    """Escalate cases not accepted or not resolved in time, every ``every_s`` seconds. Several API
+    processes may sweep at once: each escalation is compare-and-set, so a case goes up one level once."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            done = await asyncio.to_thread(cases_service.escalate_due, store)
+            if any(o.ok for o in done):
+                log.info("escalated %d case(s)", sum(o.ok for o in done))
+        except Exception as e:  # a failed sweep is retried at the next tick
+            log.warning("escalation sweep failed: %s", e)
+
+
 def create_app(
-    store: Store | str | None = None, *, config: IngestConfig | None = None, ingestor: Ingestor | None = None
+    store: Store | str | None = None,
+    *,
+    config: IngestConfig | None = None,
+    ingestor: Ingestor | None = None,
+    escalate_every_s: float | None = 60.0,
 ) -> FastAPI:
     """The API over ``store`` (a Store, a URL, or $DATABASE_URL). A store opened here from a URL is
-    closed at shutdown; a Store passed in belongs to the caller."""
+    closed at shutdown; a Store passed in belongs to the caller. ``escalate_every_s``: how often the
+    escalation sweep runs (None: never; tests call ``POST /api/cases/escalate``)."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -140,20 +183,27 @@ def create_app(
         cq = CommitQueue(ing)
         cq.start()
         state.update(store=st, ingestor=ing, queue=cq)
+        app.state.store = st  # what the case and Open311 routers use (api/deps.py)
+        sweeper = asyncio.create_task(_sweep(st, escalate_every_s)) if escalate_every_s else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             cq.stop()
             if own:
                 st.close()
 
     app = FastAPI(
         title="Grid console API",
-        summary="Position ingest from grid workers' phones (OsmAnd / Traccar Client protocol).",
+        summary="Position ingest from grid workers' phones (OsmAnd / Traccar Client protocol), cases and "
+        "dispatch (/api/cases), and Open311 GeoReport v2 for citizen requests (/open311/v2/).",
         version="1",
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit)  # type: ignore[arg-type]
+    app.include_router(cases_router)
+    app.include_router(open311_router)
 
     async def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:
         """Hand the fixes to the writer and wait (without holding a thread) until committed."""

@@ -433,7 +433,8 @@ def _find_duplicate(store: Store, row: Mapping[str, Any], now: pd.Timestamp) -> 
 
 def _link_duplicate(store: Store, case_id: int, row: Mapping[str, Any], *, actor: str, now: pd.Timestamp) -> None:
     detail = {k: row.get(k) for k in ("source", "description", "address", "reporter_name", "reporter_phone",
-                                       "external_id", "lon", "lat")}  # fmt: skip
+                                       "reporter_email", "external_id", "lon", "lat")}  # fmt: skip
+    detail["photo_urls"] = photo_list(row.get("photo_urls"))
     detail["reported_at"] = str(row["reported_at"])
     for _ in range(5):  # a counter bumped under compare-and-set; retried when another write wins
         cur = _read_case(store, case_id)
@@ -481,7 +482,7 @@ def get_case(store: Store, case_id: int, *, now: Any = None) -> dict[str, Any]:
     reports, level = out.get("reports"), out.get("escalation_level")
     out["reports"] = int(reports) if reports is not None else 1
     out["escalation_level"] = int(level) if level is not None else 0
-    out["photo_urls"] = _photos(out.get("photo_urls"))
+    out["photo_urls"] = photo_list(out.get("photo_urls"))
     try:
         cat = category(store, str(row["category"]))
         out["category_zh"], out["category_en"] = cat["name_zh"], cat["name_en"]
@@ -513,7 +514,8 @@ def _isna(v: Any) -> bool:
         return False
 
 
-def _photos(value: Any) -> list[str]:
+def photo_list(value: Any) -> list[str]:
+    """The photo URLs stored in a case's ``photo_urls`` (a JSON list); [] for anything else."""
     if not value:
         return []
     try:

@@ -50,6 +50,7 @@ from services.cases import (
     create_case,
     utc,
 )
+from services.geocode import Gazetteer, gazetteer, norm
 from store.base import Store
 
 SOURCE = "hotline_12345"
@@ -125,8 +126,6 @@ _COORDS = {
 }  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BRACKETS = re.compile(r"[(\[【][^)\]】]*[)\]】]")
-_NUMBERED = re.compile(r"(\d+)(?:#|号|栋|幢|座)楼?")
-_SHORT_KEY = re.compile(r"\d+号楼?$|\d+单元$")
 
 
 class HotlineError(ValueError):
@@ -136,13 +135,8 @@ class HotlineError(ValueError):
 # ----------------------------------------------------------------------------- the mapping
 
 
-def _norm(text: Any) -> str:
-    """Text for comparing names: NFKC (full-width → half-width), lower case, no whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(text))).lower()
-
-
 def _norm_header(text: Any) -> str:
-    return _BRACKETS.sub("", _norm(text)).strip(":：*")
+    return _BRACKETS.sub("", norm(text)).strip(":：*")
 
 
 class ColumnMapping(BaseModel):
@@ -485,8 +479,8 @@ class _CategoryMatcher:
         for r in cats.itertuples(index=False):
             for key in (r.code, r.name_zh, r.name_en):
                 if isinstance(key, str) and key.strip():
-                    self.exact.setdefault(_norm(key), str(r.code))
-        self.table = {_norm(k): v for k, v in mapping.categories.items() if _norm(k) and v in self.codes}
+                    self.exact.setdefault(norm(key), str(r.code))
+        self.table = {norm(k): v for k, v in mapping.categories.items() if norm(k) and v in self.codes}
         self.guess = mapping.guess_from_description
 
     def _keywords(self, text: str) -> str | None:
@@ -496,7 +490,7 @@ class _CategoryMatcher:
         return None
 
     def match(self, text: str, description: str) -> str | None:
-        t = _norm(text)
+        t = norm(text)
         if t:
             if t in self.exact:
                 return self.exact[t]
@@ -507,125 +501,11 @@ class _CategoryMatcher:
                 return self.table[max(contained, key=len)]
             return self._keywords(t)
         if self.guess and description:
-            return self._keywords(_norm(description))
+            return self._keywords(norm(description))
         return None
 
 
 # ----------------------------------------------------------------------------- addresses
-
-
-def _norm_place(text: Any) -> str:
-    """An address or a name for matching: _norm, then "3#", "3栋", "3幢", "3号" and "3号楼" alike."""
-    return _NUMBERED.sub(r"\1号", _norm(text))
-
-
-def _find(text: str, names: Mapping[str, Any], lengths: tuple[int, int]) -> list[str]:
-    """The names contained in ``text``, longest first; a name beginning (ending) with a digit does
-    not match right after (before) another digit, so "3号" is not found in "13号"."""
-    lo, hi = lengths
-    hits: set[str] = set()
-    n = len(text)
-    for i in range(n):
-        for length in range(lo, min(hi, n - i) + 1):
-            s = text[i : i + length]
-            if s not in names:
-                continue
-            if s[0].isdigit() and i > 0 and text[i - 1].isdigit():
-                continue
-            if s[-1].isdigit() and i + length < n and text[i + length].isdigit():
-                continue
-            hits.add(s)
-    return sorted(hits, key=lambda s: (-len(s), s))
-
-
-@dataclass
-class _Places:
-    """Name → [(unit_code, lon, lat)] for villages/communities, townships, buildings (full names and,
-    per village, the numbered tail such as "3号") and facilities."""
-
-    villages: dict[str, list[tuple[str, float, float]]]
-    townships: dict[str, list[str]]
-    buildings: dict[str, list[tuple[str, float, float]]]
-    short: dict[str, dict[str, list[tuple[float, float]]]]  # unit_code → tail → points
-    facilities: dict[str, list[tuple[str, float, float]]]
-
-    @staticmethod
-    def _lengths(d: Mapping[str, Any]) -> tuple[int, int]:
-        sizes = [len(k) for k in d] or [1]
-        return min(sizes), max(sizes)
-
-    @classmethod
-    def load(cls, store: Store) -> _Places:
-        def points(frame: Any) -> list[tuple[float, float]]:
-            pts = frame.geometry.representative_point()
-            return [(float(p.x), float(p.y)) if p is not None and not p.is_empty else (math.nan, math.nan) for p in pts]
-
-        units = store.read("admin_units", where={"level": ["village", "township"]}, columns=["code", "name", "level"])
-        villages: dict[str, list[tuple[str, float, float]]] = {}
-        townships: dict[str, list[str]] = {}
-        for r, (x, y) in zip(units.itertuples(index=False), points(units), strict=True):
-            key = _norm_place(r.name)
-            if not key:
-                continue
-            if r.level == "village" and math.isfinite(x):
-                villages.setdefault(key, []).append((str(r.code), x, y))
-            elif r.level == "township":
-                townships.setdefault(key, []).append(str(r.code))
-        b = store.read("buildings", columns=["name", "unit_code"])
-        buildings: dict[str, list[tuple[str, float, float]]] = {}
-        short: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        for r, (x, y) in zip(b.itertuples(index=False), points(b), strict=True):
-            if not isinstance(r.name, str) or not math.isfinite(x):
-                continue
-            key = _norm_place(r.name)
-            unit = str(r.unit_code)
-            buildings.setdefault(key, []).append((unit, x, y))
-            tail = _SHORT_KEY.search(key)
-            if tail and tail.group(0) != key:
-                short.setdefault(unit, {}).setdefault(tail.group(0), []).append((x, y))
-        f = store.read("facilities", columns=["name", "unit_code"])
-        facilities: dict[str, list[tuple[str, float, float]]] = {}
-        for r, (x, y) in zip(f.itertuples(index=False), points(f), strict=True):
-            if isinstance(r.name, str) and math.isfinite(x):
-                facilities.setdefault(_norm_place(r.name), []).append((str(r.unit_code or ""), x, y))
-        return cls(villages, townships, buildings, short, facilities)
-
-    def locate(self, address: str) -> tuple[float, float, str] | None:
-        """(lon, lat, how) for an address: how is building | facility | village; None if nothing
-        named in it is known (or what is named is ambiguous)."""
-        a = _norm_place(address)
-        if not a:
-            return None
-        town_codes = {c for name in _find(a, self.townships, self._lengths(self.townships)) for c in self.townships[name]}
-        village: tuple[str, float, float] | None = None
-        for name in _find(a, self.villages, self._lengths(self.villages)):  # the longest name that is unique
-            cands = self.villages[name]
-            if town_codes:
-                cands = [c for c in cands if c[0][:9] in town_codes] or cands
-            if len(cands) == 1:
-                village = cands[0]
-                break
-        unit = village[0] if village else None
-        for name in _find(a, self.buildings, self._lengths(self.buildings)):
-            cands = self.buildings[name]
-            if unit is not None:
-                cands = [c for c in cands if c[0] == unit]
-            if len(cands) == 1:
-                return cands[0][1], cands[0][2], "building"
-        if unit is not None:
-            tails = self.short.get(unit, {})
-            for name in _find(a, tails, self._lengths(tails)) if tails else []:
-                if len(tails[name]) == 1:
-                    return tails[name][0][0], tails[name][0][1], "building"
-        for name in _find(a, self.facilities, self._lengths(self.facilities)):
-            cands = self.facilities[name]
-            if unit is not None and len(cands) > 1:
-                cands = [c for c in cands if c[0].startswith(unit[:9])] or cands
-            if len(cands) == 1:
-                return cands[0][1], cands[0][2], "facility"
-        if village is not None:
-            return village[1], village[2], "village"
-        return None
 
 
 # ----------------------------------------------------------------------------- importing
@@ -779,7 +659,7 @@ def import_export(
     report = ImportReport(batch=batch, columns=dict(frame.attrs.get("columns", {})))
     tz = mapping.timezone or settings.city_tz(store)
     matcher = _CategoryMatcher(store, mapping)
-    places: _Places | None = None
+    places: Gazetteer | None = None
     linked: set[str] | None = None  # loaded when first needed
     q = store.read("hotline_queue", columns=["id", "external_id", "batch", "row_no", "status"])
     queued_ids = {str(e): (int(i), str(s)) for i, e, s in zip(q["id"], q["external_id"], q["status"], strict=True)
@@ -865,7 +745,7 @@ def import_export(
             lon, lat = _to_wgs84(lon, lat, mapping.coords)
         else:
             if places is None:
-                places = _Places.load(store)
+                places = gazetteer(store)
             hit = places.locate(item["address"])
             if hit is None:
                 message = "no coordinates, and the address names no known building, facility or community"
