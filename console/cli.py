@@ -442,6 +442,22 @@ def info(db: DbOption = None) -> None:
     typer.echo(table_counts(store).to_string(index=False))
 
 
+@app.command()
+def escalate(db: DbOption = None) -> None:
+    """Escalate cases not accepted or not resolved in time (the API does this every minute; this verb
+    is for a deployment that runs the sweep from cron instead)."""
+    from services.cases import escalate_due
+
+    store = _open(db)
+    try:
+        out = escalate_due(store)
+    finally:
+        store.close()
+    for o in out:
+        typer.echo(f"{'escalated' if o.ok else 'skipped'} case {o.case_id}: {o.message}")
+    typer.echo(f"{sum(o.ok for o in out)} escalated")
+
+
 def _region(text: str | None, lang: str) -> tuple[float, float, float, float] | None:
     if not text:
         return None

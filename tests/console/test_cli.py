@@ -92,3 +92,24 @@ def test_import_with_warnings_reports_them(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "  ! " in r.stdout
     assert open_store(db).count("admin_units") == 1
+
+
+def test_escalate_verb_runs_the_sweep(tmp_path: Path) -> None:
+    from services import cases as cs
+    from tests.fixtures.cases_world import NOW, build_world
+    from tests.store.sample import at
+
+    db = f"sqlite:///{tmp_path / 'esc.sqlite'}"
+    store = open_store(db)
+    try:
+        build_world(store)
+        lon, lat = at(-400, 200)
+        cid = cs.create_case(store, cs.NewCase(category="public_order", lon=lon, lat=lat, description="夜间聚集"), now=NOW).case_id
+        cs.assign(store, cid, 4, actor="d", now=NOW)  # 15 minutes to accept: long gone by the real clock
+    finally:
+        store.close()
+    r = run("escalate", db=db)
+    assert r.returncode == 0, r.stderr
+    assert f"escalated case {cid}: not accepted in time" in r.stdout and "1 escalated" in r.stdout
+    again = run("escalate", db=db)
+    assert "0 escalated" in again.stdout  # not twice within one window
