@@ -146,8 +146,15 @@ def clean_urls(urls: Iterable[Any] | str | None) -> list[str]:
 def categories(store: Store, *, active_only: bool = False) -> pd.DataFrame:
     """The categories with their time limits resolved: code, name_zh, name_en, handler_role,
     time_limit, limit_unit, accept_hours, kind, department, urgency, active."""
-    cats = store.read("case_categories", order_by=["code"])
-    limits = [sla.category_limit(r) for _, r in cats.iterrows()]
+    cats = _resolved(store.read("case_categories", order_by=["code"]))
+    if active_only:
+        cats = cats[cats["active"]]
+    return cats.reset_index(drop=True)
+
+
+def _resolved(cats: pd.DataFrame) -> pd.DataFrame:
+    """case_categories rows with defaults filled in and the limit resolved (sla.category_limit)."""
+    limits = [sla.category_limit(r) for r in cats.to_dict("records")]
     cats = cats.assign(
         time_limit=[a for a, _ in limits],
         limit_unit=[u for _, u in limits],
@@ -156,17 +163,15 @@ def categories(store: Store, *, active_only: bool = False) -> pd.DataFrame:
         urgency=pd.to_numeric(cats["urgency"], errors="coerce").fillna(1).astype(int),
         active=cats["active"].map(lambda v: True if v is None or pd.isna(v) else bool(v)),
     )
-    if active_only:
-        cats = cats[cats["active"]]
-    return cats.reset_index(drop=True)
+    return cats
 
 
 def category(store: Store, code: str) -> pd.Series:
-    rows = categories(store)
-    hit = rows[rows["code"] == code]
-    if not len(hit):
+    """One category as ``categories`` gives it (one row read, not the table)."""
+    rows = store.read("case_categories", where={"code": str(code)})
+    if not len(rows):
         raise CaseError(f"unknown category {code!r}", code="unknown_category", field="service_code")
-    return hit.iloc[0]
+    return _resolved(rows).iloc[0]
 
 
 def set_category_limit(
@@ -464,8 +469,11 @@ def _rev_key(row: Mapping[str, Any]) -> int | None:
     return None if v is None or pd.isna(v) else int(v)
 
 
-def _read_case(store: Store, case_id: int) -> dict[str, Any]:
-    rows = store.read("cases", where={"id": int(case_id)})
+def _read_case(store: Store, case_id: int, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """One case as a dict (``columns``: only these, plus its point when given "geometry")."""
+    geometry = columns is None or "geometry" in columns
+    cols = None if columns is None else [c for c in columns if c != "geometry"]
+    rows = store.read("cases", where={"id": int(case_id)}, columns=cols, geometry=geometry)
     if not len(rows):
         raise CaseNotFound(f"there is no case {case_id}")
     return {str(k): v for k, v in rows.iloc[0].to_dict().items()}

@@ -18,7 +18,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from geo.dispatch import cluster_outlines, plan_assignment, rank_candidates, space_time_clusters
+from geo.dispatch import RankWeights, cluster_outlines, plan_assignment, rank_candidates, space_time_clusters
 from geo.network import RoadNetwork
 from services.cases import (
     OPEN_STATES,
@@ -33,6 +33,8 @@ from services.cases import (
 from store.base import Store
 
 SEARCH_RADIUS_M = 5000.0
+START_RADIUS_M = 1500.0  # the first box searched; widened while it could miss someone better
+SPEED_MPS = 4.0  # travel speed for ETAs (a mix of walking and e-bikes)
 FRESH_S = 900.0  # a position older than 15 minutes is stale for dispatch
 MAX_WORKLOAD = 8
 ROLE_FAMILIES = {  # a category's handler role, and who else can stand in
@@ -83,30 +85,33 @@ def staff_frame(
     roster = store.read("staff", where={"id": id_list}, columns=["id", "name", "role", "on_duty", "unit_code"])
     roster = roster.rename(columns={"id": "staff_id"})
     pos = near if near is not None else store.read("latest_positions", where={"staff_id": id_list}, columns=["staff_id", "ts"])
-    missing = [i for i in id_list if i not in set(pos["staff_id"].astype(int))]
+    have = set(pos["staff_id"].astype(int))
+    missing = [i for i in id_list if i not in have]  # responsible staff outside the box
     if missing:
         more = store.read("latest_positions", where={"staff_id": missing}, columns=["staff_id", "ts"])
         pos = pd.concat([pos, more], ignore_index=True) if len(more) else pos
-    pos = pos.drop_duplicates("staff_id")
-    out = roster.merge(pd.DataFrame(pos), on="staff_id", how="left")
+    pos = pos.drop_duplicates("staff_id").set_index("staff_id")
+    sids = roster["staff_id"].astype("int64").to_numpy()
+    ts = pd.to_datetime(pos["ts"], utc=True).reindex(sids)
+    geom = pd.Series(list(pos.geometry), index=pos.index, dtype=object).reindex(sids)
     load = workloads(store, id_list)
     sg = store.read("staff_grids", where={"staff_id": id_list})
-    grids = sg.groupby("staff_id")["grid_code"].agg(tuple) if len(sg) else pd.Series(dtype=object)
-    age = (now_ts - pd.to_datetime(out["ts"], utc=True)).dt.total_seconds()
-    geom = out["geometry"] if "geometry" in out.columns else gpd.GeoSeries([None] * len(out))
+    grids: dict[int, tuple[str, ...]] = {}
+    for sid, code in zip(sg["staff_id"].astype(int), sg["grid_code"].astype(str), strict=True):
+        grids[sid] = (*grids.get(sid, ()), code)
     frame = pd.DataFrame(
         {
-            "staff_id": out["staff_id"].astype("int64"),
-            "name": out["name"],
-            "role": out["role"],
-            "on_duty": out["on_duty"].map(lambda v: bool(v) if pd.notna(v) else False),
-            "unit_code": out["unit_code"],
-            "age_s": age.clip(lower=0),
-            "workload": out["staff_id"].map(load).fillna(0).astype(int),
-            "grids": out["staff_id"].map(grids).map(lambda v: v if isinstance(v, tuple) else ()),
+            "staff_id": sids,
+            "name": roster["name"].to_numpy(),
+            "role": roster["role"].to_numpy(),
+            "on_duty": roster["on_duty"].fillna(False).astype(bool).to_numpy(),
+            "unit_code": roster["unit_code"].to_numpy(),
+            "age_s": (now_ts - ts).dt.total_seconds().clip(lower=0).to_numpy(),
+            "workload": load.reindex(sids).fillna(0).astype(int).to_numpy(),
+            "grids": [grids.get(int(i), ()) for i in sids],
         }
     )
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(list(geom), crs=4326), crs=4326)
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geom.to_numpy(), crs=4326), crs=4326)
 
 
 _NETWORKS: dict[str, tuple[int, RoadNetwork]] = {}
@@ -160,7 +165,7 @@ def candidates(
     an area where positions are missing or stale still gets the grid's own workers."""
     if not (1 <= int(limit) <= 100):
         raise CaseError("limit is 1 to 100", field="limit")
-    cur = _read_case(store, case_id)
+    cur = _read_case(store, case_id, ["id", "category", "grid_code", "rev", "state", "geometry"])
     g = cur["geometry"]
     if g is None or g.is_empty:
         raise CaseError(f"case {case_id} has no location", field="lat")
@@ -168,23 +173,37 @@ def candidates(
     responsible = (
         store.read("staff_grids", where={"grid_code": grid})["staff_id"].astype(int).tolist() if grid else []
     )
-    staff = staff_frame(store, bbox=_deg_box(g.x, g.y, radius_m), extra_ids=responsible, now=now)
     try:
         roles = preferred_roles(category(store, str(cur["category"]))["handler_role"])
     except CaseError:
         roles = ()
-    table = rank_candidates(
-        staff,
-        at=g,
-        crs=4326,
-        grid_code=grid,
-        preferred_roles=roles,
-        max_age_s=FRESH_S,
-        max_workload=MAX_WORKLOAD,
-        network=road_network(store) if roads else None,
-        radius_m=radius_m,
-        limit=int(limit),
-    )
+    network = road_network(store) if roads else None
+    # Search a small box first and widen it only while someone outside could still rank among the
+    # first ``limit``: a person r metres away scores at least r / SPEED_MPS (travel time; a road
+    # distance is never shorter than the straight one) plus the not-responsible penalty (everyone
+    # responsible for the grid is read whatever the box), so once the limit-th score is below that,
+    # the ranking inside the box is the ranking of the whole radius.
+    floor = RankWeights().not_responsible_s if grid else 0.0
+    search = min(START_RADIUS_M, radius_m)
+    while True:
+        staff = staff_frame(store, bbox=_deg_box(g.x, g.y, search), extra_ids=responsible, now=now)
+        table = rank_candidates(
+            staff,
+            at=g,
+            crs=4326,
+            grid_code=grid,
+            preferred_roles=roles,
+            max_age_s=FRESH_S,
+            max_workload=MAX_WORKLOAD,
+            speed_mps=SPEED_MPS,
+            network=network,
+            radius_m=search,
+            limit=int(limit),
+        )
+        near = table[table["fresh"] & table["on_duty"] & (table["distance_m"] <= search)]
+        if search >= radius_m or (len(near) >= int(limit) and float(near["score"].max()) <= search / SPEED_MPS + floor):
+            break
+        search = min(search * 2, radius_m)
     units = dict(zip(staff["staff_id"], staff["unit_code"], strict=True))
     table = table.assign(unit_code=table["staff_id"].map(units))
     rev = 0 if pd.isna(cur["rev"]) else int(cur["rev"])
