@@ -315,3 +315,17 @@ def test_search_finds_cases_in_any_state(world: Any) -> None:
     assert cs.search(world, states=["rejected"])["id"].tolist() == [b]
     assert cs.search(world, text="杂物", since=pd.Timestamp(NOW) - pd.Timedelta(days=1))["id"].tolist() == [a]
     assert cs.search(world, case_id=a)["id"].tolist() == [a]
+
+
+def test_the_search_widens_until_nobody_outside_could_rank_higher(world: Any) -> None:
+    """A police case: grid workers are close, the only free police officer is 2 km away, outside
+    the first box searched; the officer's role fit outweighs the distance and must be found."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    world.write("staff", pd.DataFrame({"id": [7], "name": ["吴警官"], "role": ["police"], "on_duty": [True]}))
+    world.write("latest_positions", gpd.GeoDataFrame({"staff_id": [7], "ts": [NOW]}, geometry=[Point(*at(2300, 0))], crs=4326))
+    cid = report(world, 300, 0, category="public_order", description="夜间有人聚集").case_id
+    table = dispatch.candidates(world, cid, limit=3, roads=False, now=NOW).table
+    assert 7 in set(table["staff_id"]), table[["staff_id", "score", "reasons"]]
+    assert table.set_index("staff_id").loc[7, "distance_m"] > dispatch.START_RADIUS_M
