@@ -40,6 +40,10 @@ from layers.cases import (
     unit_from_click,
 )
 from store.schema import CASE_STATES
+from tests.layers.rendering import payload as _payload
+from tests.layers.rendering import raw as _raw
+from tests.layers.rendering import render as _render
+from tests.layers.rendering import urls as _urls
 
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 HOSTILE_SCRIPT = "<script>alert(1)</script>"
@@ -62,31 +66,8 @@ LABELS = {k: k for k in LABEL_KEYS} | {
 }
 
 
-def _map(*items: folium.FeatureGroup) -> folium.Map:
-    m = folium.Map(location=(42.29, 123.84), zoom_start=15, tiles=None)
-    for item in items:
-        item.add_to(m)
-    return m
 
 
-def _raw(*groups: folium.FeatureGroup) -> str:
-    """The page exactly as the browser receives it."""
-    return _map(*groups).get_root().render()
-
-
-def _render(*groups: folium.FeatureGroup) -> str:
-    """The page with the JSON escapes of < > & ' undone: what the browser's JS sees."""
-    html = _raw(*groups)
-    for esc, ch in (("\\u003c", "<"), ("\\u003e", ">"), ("\\u0026", "&"), ("\\u0027", "'")):
-        html = html.replace(esc, ch)
-    return html
-
-
-def _payload(html: str) -> dict:
-    """The JSON data of the first compact group script in the page."""
-    start = html.index("var D = ") + len("var D = ")
-    value, _ = json.JSONDecoder().raw_decode(html, start)
-    return value
 
 
 def _features(html: str, with_key: str) -> list[dict]:
@@ -98,9 +79,6 @@ def _features(html: str, with_key: str) -> list[dict]:
             found += [f for f in value.get("features", []) if with_key in f.get("properties", {})]
     return found
 
-
-def _urls(html: str) -> set[str]:
-    return set(re.findall(r"https?://[^\s\"'<>)]+", html))
 
 
 def _assert_no_raw_html(raw: str) -> None:

@@ -39,6 +39,10 @@ from layers.staff import (
     script_json,
 )
 from store.schema import STAFF_ROLES
+from tests.layers.rendering import payload as _payload
+from tests.layers.rendering import raw as _raw
+from tests.layers.rendering import render as _render
+from tests.layers.rendering import urls as _urls
 
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
@@ -52,35 +56,9 @@ LABELS = {k: k for k in LABEL_KEYS} | {
 }
 
 
-def _map(*items: folium.FeatureGroup) -> folium.Map:
-    m = folium.Map(location=(42.29, 123.84), zoom_start=15, tiles=None)
-    for item in items:
-        item.add_to(m)
-    return m
 
 
-def _raw(*groups: folium.FeatureGroup) -> str:
-    """The page exactly as the browser receives it."""
-    return _map(*groups).get_root().render()
 
-
-def _render(*groups: folium.FeatureGroup) -> str:
-    """The page with the JSON escapes of < > & ' undone: what the browser's JS sees."""
-    html = _raw(*groups)
-    for esc, ch in (("\\u003c", "<"), ("\\u003e", ">"), ("\\u0026", "&"), ("\\u0027", "'")):
-        html = html.replace(esc, ch)
-    return html
-
-
-def _payload(html: str, var: str = "D") -> dict:
-    """The JSON data of the first compact group script in the page."""
-    start = html.index(f"var {var} = ") + len(f"var {var} = ")
-    value, _ = json.JSONDecoder().raw_decode(html, start)
-    return value
-
-
-def _urls(html: str) -> set[str]:
-    return set(re.findall(r"https?://[^\s\"'<>)]+", html))
 
 
 @pytest.fixture
