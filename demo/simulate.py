@@ -99,6 +99,7 @@ from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
 from demo.roadnet import RoadGraph, build_road_graph, path_from_predecessors, subgraph
+from geo._types import BoolArray, FloatArray, IntArray, ObjArray
 from geo.crs import metric_crs, to_metric
 from store.base import Store
 
@@ -118,10 +119,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-ObjArray = npt.NDArray[np.object_]
 
 KNOTS_PER_MS = 3600.0 / 1852.0  # 1 m/s in knots (OsmAnd's speed unit)
 _M_PER_DEG_LAT = 111_320.0

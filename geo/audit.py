@@ -59,12 +59,12 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo._types import BoolArray, FloatArray, IntArray, ObjArray
 from geo.crs import metric_crs, require_crs
 from geo.errors import CRSError
 from geo.validate import _polygonal_part
@@ -101,10 +101,6 @@ _NEAR_M = 0.05
 # Length (m) of a gap's outline a grid must share to be named as next to it.
 _NEIGHBOUR_M = 0.5
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-ObjArray = npt.NDArray[np.object_]
 
 _BASE, _DEDICATED = "base", "dedicated"
 _POLYGON_TYPE_IDS = (3, 6)

@@ -32,6 +32,7 @@ import pyproj
 import shapely
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
+from geo._types import FloatArray
 from geo.errors import CRSError
 
 __all__ = [
@@ -62,7 +63,6 @@ CGCS2000 = "EPSG:4490"
 GCJ02 = "gcj02"
 BD09 = "bd09"
 
-FloatArray = npt.NDArray[np.float64]
 LonLatFunc = Callable[..., tuple[Any, Any]]
 G = TypeVar("G")
 

@@ -38,7 +38,6 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyproj
 import shapely
@@ -47,6 +46,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from geo._types import BoolArray, FloatArray, IntArray, ObjArray
 from geo.crs import WGS84, require_crs, utm_crs
 from geo.network import RoadNetwork, point_xy, reproject_xy
 
@@ -64,10 +64,6 @@ __all__ = [
     "space_time_clusters",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-ObjArray = npt.NDArray[np.object_]
 
 RANK_COLUMNS = [
     "rank",

@@ -53,6 +53,7 @@ import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo._types import FloatArray
 from geo.codes import reading_order
 from geo.crs import metric_crs, require_crs
 
@@ -71,7 +72,6 @@ __all__ = [
     "split_grid",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 SLIVER_M2 = 0.01  # polygon parts and holes smaller than this are dropped after an overlay
 MIN_PIECE_M2 = 1.0  # split pieces smaller than this join a neighbouring piece; smaller grids are "empty"

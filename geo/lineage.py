@@ -26,6 +26,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from geo._types import IntArray
 from geo.codes import MAX_GRIDS_PER_VILLAGE, reading_order
 from geo.crs import require_crs
 from geo.edit import _Space
@@ -44,8 +45,6 @@ MIN_OVERLAP_M2 = 1.0  # lineage pairs need more overlap than this (or households
 BASE_RANGE = (1, 899)  # grid sequence numbers of base grids
 DEDICATED_RANGE = (901, 999)  # … and of dedicated grids (schools, hospitals, markets, parks)
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 # --------------------------------------------------------------------------------------------

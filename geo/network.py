@@ -57,12 +57,9 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from geo._types import BoolArray, FloatArray, IntArray
 from geo.crs import metric_crs, require_crs
 from geo.errors import CRSError
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 __all__ = [
     "Reach",

@@ -76,6 +76,7 @@ import pyproj
 import shapely
 import shapely.affinity
 
+from geo._types import FloatArray, IntArray
 from geo.blocks import as_geometries, blocks, reproject, shared_edges
 from geo.crs import require_crs, utm_crs
 
@@ -88,8 +89,6 @@ __all__ = [
     "tessellate",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 # A cut line that would cross a building footprint costs as much as shifting the children's mean
 # household count by this share of the band width (2 households for 80–120).

@@ -64,6 +64,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from geo._types import BoolArray, FloatArray, IntArray, ObjArray
 from geo.crs import metric_crs, require_crs
 from geo.locate import PolygonIndex
 
@@ -80,10 +81,6 @@ __all__ = [
     "trip_stats",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-ObjArray = npt.NDArray[np.object_]
 
 _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS

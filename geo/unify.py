@@ -85,6 +85,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from geo._types import FloatArray, IntArray
 from geo.codes import reading_order
 from geo.crs import metric_crs, require_crs, to_wgs84
 from geo.errors import CRSError
@@ -92,8 +93,6 @@ from geo.errors import CRSError
 __all__ = ["Unified", "disagreements", "unify"]
 
 ObjArray = npt.NDArray[Any]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 _FORBIDDEN_IN_NAMES = ",;:"
 _DATUM_SHIFT_ATTR = "datum_shift"
