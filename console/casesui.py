@@ -105,8 +105,10 @@ def timeline(store: Any, case_id: int, lang: str, tz: str) -> None:
         {
             t("ev.ts", lang): [local(v, tz, "%Y-%m-%d %H:%M:%S") for v in ev["ts"]],
             t("ev.action", lang): [_action_label(a, lang) for a in ev["action"]],
+            # a missing state is NaN when read back (truthy): the first event showed "nan → 已上报"
             t("ev.states", lang): [
-                f"{state_label(a, lang)} → {state_label(b, lang)}" if a and b and a != b else (state_label(b, lang) if b else "")
+                f"{state_label(a, lang)} → {state_label(b, lang)}" if not _missing(a) and not _missing(b) and a != b
+                else ("" if _missing(b) else state_label(b, lang))
                 for a, b in zip(ev["from_state"], ev["to_state"], strict=True)
             ],
             t("ev.actor", lang): ev["actor"].fillna(""),
@@ -135,18 +137,19 @@ def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> N
     if int(case.get("escalation_level") or 0) >= len(cs.ESCALATION_LEVELS) - 1 and "escalate" in possible:
         possible.remove("escalate")
     note = st.text_input(t("case.note", lang), key=f"{key}_note_{case['id']}", max_chars=cs.MAX_DESCRIPTION)
+    rev = seen_rev(case, key)  # what the person saw, not what this rerun read (see seen_rev)
     if possible:
         cols = st.columns(min(len(possible), 4))
         for i, action in enumerate(possible):
             if cols[i % len(cols)].button(_action_label(action, lang), key=f"{key}_{action}_{case['id']}",
                                           use_container_width=True):  # fmt: skip
-                run(lambda a=action: cs.act(store, int(case["id"]), a, actor=ACTOR, expected_rev=int(case["rev"]),
+                run(lambda a=action: cs.act(store, int(case["id"]), a, actor=ACTOR, expected_rev=rev,
                                             note=note or None), lang)  # fmt: skip
     if state == "closed":
         c = st.columns([2, 1])
         score = c[0].select_slider(t("case.satisfaction", lang), options=[1, 2, 3, 4, 5], value=5, key=f"{key}_sat_{case['id']}")
         if c[1].button(_action_label("evaluate", lang), key=f"{key}_evaluate_{case['id']}"):
-            run(lambda: cs.act(store, int(case["id"]), "evaluate", actor=ACTOR, expected_rev=int(case["rev"]),
+            run(lambda: cs.act(store, int(case["id"]), "evaluate", actor=ACTOR, expected_rev=rev,
                                satisfaction=int(score), note=note or None), lang)  # fmt: skip
     if state in cs.OPEN_STATES:
         depts = cs.departments(store)
@@ -175,6 +178,21 @@ def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> N
                                                                     step="report"), lang)  # fmt: skip
 
 
+def seen_rev(case: Mapping[str, Any], key: str) -> int:
+    """The case's ``rev`` as the person last saw it on this page, for ``expected_rev``.
+
+    Streamlit handles a click in the rerun it triggers, and that rerun reads the case afresh: acting
+    with the fresh rev would silently override whatever someone else did after the person looked
+    (a second dispatcher's 派单 on a page showing the case still unassigned became a *reassignment*
+    of the first dispatcher's choice). So each run remembers the rev it shows and returns the one
+    remembered by the run before, the one on screen when the button was clicked. Call it once per
+    run for each ``key`` (one key per group of buttons), before drawing the buttons."""
+    slot = f"_seen_rev_{key}_{int(case['id'])}"
+    seen = st.session_state.get(slot)
+    st.session_state[slot] = int(case["rev"])
+    return int(seen) if seen is not None else int(case["rev"])
+
+
 def run(fn: Any, lang: str) -> None:
     """Carry out an action; a refusal or a lost race is shown (with who won), success reruns the page."""
     try:
@@ -189,8 +207,15 @@ def run(fn: Any, lang: str) -> None:
 
 
 def flash() -> None:
-    """The outcome of the last action (kept across the rerun that follows it)."""
+    """The outcome of the last action (kept across the rerun that follows it).
+
+    Always takes one slot in the page, message or not: an element appearing or vanishing here
+    would shift everything after it, and Streamlit remounts a component whose position changes.
+    On /dispatch that remounted the map after every action (a new map, at the page's starting
+    view), and the new map's first report triggered a rerun that dropped the message ~3 s later,
+    before a dispatcher who lost a race could read who had won."""
+    slot = st.empty()
     msg = st.session_state.pop("_case_flash", None)
     if msg:
         kind, text = msg
-        (st.error if kind == "error" else st.success)(md(text))
+        (slot.error if kind == "error" else slot.success)(md(text))

@@ -194,6 +194,9 @@ with tab_map:
                 assigned = case.get("assignee_id")
                 can_assign = case["state"] in cs.UNASSIGNED_STATES + cs.WORKING_STATES
                 verb = t("dispatch.reassign" if case["state"] in cs.WORKING_STATES else "dispatch.assign", lang)
+                # the rev on screen when the button was clicked: a stale 派单 must not become a
+                # silent reassignment of someone else's dispatch (casesui.seen_rev)
+                rev = casesui.seen_rev(case, "dsp_assign")
                 for row in cand.table.to_dict("records"):
                     c = st.columns([0.4, 2.6, 1.7, 1.1])
                     c[0].markdown(f"**{int(row['rank'])}**")
@@ -206,7 +209,7 @@ with tab_map:
                     if c[3].button(verb, key=f"assign_{case['id']}_{row['staff_id']}", disabled=mine or not can_assign,
                                    use_container_width=True, type="primary" if int(row["rank"]) == 1 else "secondary"):  # fmt: skip
                         casesui.run(lambda s=int(row["staff_id"]): cs.assign(store, int(case["id"]), s, actor=casesui.ACTOR,
-                                                                          expected_rev=int(case["rev"])), lang)  # fmt: skip
+                                                                          expected_rev=rev), lang)  # fmt: skip
             st.markdown(f"**{t('dispatch.actions', lang)}**")
             casesui.action_bar(store, case, lang, key="dsp")
             st.markdown(f"**{t('dispatch.timeline', lang)}**")
