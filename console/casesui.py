@@ -14,12 +14,27 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from console import state
 from console.i18n import t
 from services import cases as cs
 from services.sla import limit_text
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&])")
 ACTOR = "dispatcher"  # who the console acts as until users and roles arrive (issue 8)
+
+
+def pickers(store: Any, lang: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(category code → name, street/township code → name) for the pages' filters."""
+    cats = cs.categories(store)
+    cat_names = {str(k): str(v) for k, v in zip(cats["code"], cats["name_zh" if lang == "zh" else "name_en"], strict=True)}
+    units = state.townships()
+    return cat_names, {str(k): str(v) for k, v in zip(units["code"], units["name"], strict=True)}
+
+
+def outcome(out: Any, lang: str) -> None:
+    """Say how many of a bulk action's cases went through (shown after the rerun), and rerun."""
+    st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
+    st.rerun()
 
 
 def md(text: Any) -> str:

@@ -21,9 +21,7 @@ store, summary = state.store_and_city()
 tz = city_tz(store)
 casesui.flash()
 cats = cs.categories(store)
-cat_names = dict(zip(cats["code"], cats["name_zh" if lang == "zh" else "name_en"], strict=True))
-units = state.townships()
-unit_names = dict(zip(units["code"], units["name"], strict=True))
+cat_names, unit_names = casesui.pickers(store, lang)
 
 tab_list, tab_new, tab_import, tab_limits, tab_esc = st.tabs(
     [t("cases.tab.list", lang), t("cases.tab.new", lang), t("cases.tab.import", lang), t("cases.tab.limits", lang),

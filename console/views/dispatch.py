@@ -41,10 +41,7 @@ shifted = needs_gcj02_shift(config)
 casesui.flash()
 
 # ----------------------------------------------------------------------------- filters
-cats = cs.categories(store)
-cat_names = dict(zip(cats["code"], cats["name_zh" if lang == "zh" else "name_en"], strict=True))
-units = state.townships()
-unit_names = dict(zip(units["code"], units["name"], strict=True))
+cat_names, unit_names = casesui.pickers(store, lang)
 f = st.columns([2, 3, 3, 1.4])
 unit = f[0].selectbox(t("staff.unit_filter", lang), [""] + sorted(unit_names), key="dispatch_unit",
                       format_func=lambda u: unit_names.get(u, t("staff.whole_city", lang)))  # fmt: skip
@@ -72,6 +69,16 @@ def _reasons(codes: Any) -> str:
     return "，".join(L.get(f"reason.{c}", str(c)) for c in (codes or ())) if lang == "zh" else ", ".join(
         L.get(f"reason.{c}", str(c)) for c in (codes or ())
     )
+
+
+def _staff_picker(column: Any, key: str) -> int | None:
+    """On-duty staff with a position in the current view, to hand cases to."""
+    near = dispatch.staff_frame(store, bbox=view.bbox)
+    near = near[near["on_duty"]].sort_values("name")
+    names = {int(s): f"{n} · {_role(r)}" for s, n, r in zip(near["staff_id"], near["name"], near["role"], strict=True)}
+    if not names:
+        return None
+    return int(column.selectbox(t("dispatch.bulk_staff", lang), list(names), format_func=lambda s: names[s], key=key))
 
 
 def _select(case_id: int | None) -> None:
@@ -234,20 +241,14 @@ with tab_bulk:
         picked = st.dataframe(listing, hide_index=True, use_container_width=True, on_select="rerun",
                               selection_mode="multi-row", key="bulk_list", height=300)  # fmt: skip
         ids = [int(listing["id"].iloc[i]) for i in (picked.selection.rows if picked is not None else [])]
-        near = dispatch.staff_frame(store, bbox=view.bbox)
-        near = near[near["on_duty"]].sort_values("name")
-        staff_names = {int(s): f"{n} · {_role(r)}" for s, n, r in zip(near["staff_id"], near["name"], near["role"], strict=True)}
         c = st.columns([3, 1, 1])
-        who = c[0].selectbox(t("dispatch.bulk_staff", lang), list(staff_names), format_func=lambda s: staff_names[s],
-                             key="bulk_staff") if staff_names else None  # fmt: skip
+        who = _staff_picker(c[0], "bulk_staff")
         if c[1].button(t("dispatch.bulk_assign", lang, n=len(ids)), disabled=not ids or who is None, key="bulk_assign"):
             out = cs.bulk(store, [(i, who) for i in ids], actor=casesui.ACTOR)
-            st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
-            st.rerun()
+            casesui.outcome(out, lang)
         if c[2].button(t("dispatch.bulk_unassign", lang, n=len(ids)), disabled=not ids, key="bulk_unassign"):
             out = cs.bulk(store, [(i, None) for i in ids], actor=casesui.ACTOR, action="unassign")
-            st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
-            st.rerun()
+            casesui.outcome(out, lang)
 
         st.divider()
         st.markdown(f"**{t('dispatch.surge', lang)}**")
@@ -267,8 +268,7 @@ with tab_bulk:
             if st.button(t("dispatch.confirm", lang, n=len(ok)), type="primary", key="surge_confirm", disabled=not len(ok)):
                 out = cs.bulk(store, [(int(a), int(b)) for a, b in zip(ok["case_id"], ok["staff_id"], strict=True)], actor=casesui.ACTOR)
                 st.session_state.pop("surge_plan", None)
-                st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
-                st.rerun()
+                casesui.outcome(out, lang)
 
 # ----------------------------------------------------------------------------- similar cases
 with tab_batch:
@@ -298,17 +298,11 @@ with tab_batch:
                                        t("case.description", lang): members["description"].fillna("")}),
                          hide_index=True, use_container_width=True)  # fmt: skip
             ids = [int(i) for i in members["id"]]
-            near = dispatch.staff_frame(store, bbox=view.bbox)
-            near = near[near["on_duty"]].sort_values("name")
-            staff_names = {int(s): f"{n} · {_role(r)}" for s, n, r in zip(near["staff_id"], near["name"], near["role"], strict=True)}
             c = st.columns([3, 1, 1])
-            who = c[0].selectbox(t("dispatch.bulk_staff", lang), list(staff_names), format_func=lambda s: staff_names[s],
-                                 key="batch_staff") if staff_names else None  # fmt: skip
+            who = _staff_picker(c[0], "batch_staff")
             if c[1].button(t("dispatch.batch_assign", lang), disabled=who is None, key="batch_assign"):
                 out = cs.act_on_group(store, ids, "assign", actor=casesui.ACTOR, staff_id=who)
-                st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
-                st.rerun()
+                casesui.outcome(out, lang)
             if c[2].button(t("dispatch.batch_resolve", lang), key="batch_resolve"):
                 out = cs.act_on_group(store, ids, "resolve", actor=casesui.ACTOR, note=t("dispatch.batch_note", lang, n=len(ids)))
-                st.session_state["_case_flash"] = ("success", t("dispatch.bulk_done", lang, ok=sum(o.ok for o in out), n=len(out)))
-                st.rerun()
+                casesui.outcome(out, lang)
