@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.demo_db import run_console, small_demo_url
+from tests.fixtures.demo_db import copy_demo, run_console, small_demo_url
 
 __all__ = ["small_demo_url"]
 
@@ -42,10 +42,7 @@ def hostile_console(
     from store import open_store
 
     folder = Path(tmp_path_factory.mktemp("hostile"))
-    src = Path(small_demo_url.removeprefix("sqlite:///"))
-    dst = folder / "hostile.sqlite"
-    shutil.copy(src, dst)
-    url = f"sqlite:///{dst}"
+    url = copy_demo(small_demo_url, folder / "hostile.sqlite")
     store = open_store(url)
     grid = store.read("grids", where={"kind": "base"}, order_by=["code"], limit=1)
     code = str(grid["code"].iloc[0])

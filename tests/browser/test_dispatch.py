@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser, _poll
 from tests.fixtures.api import api_process
-from tests.fixtures.demo_db import run_console
+from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
 
@@ -81,9 +80,7 @@ def stack(small_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     from store import open_store
 
     folder = Path(tmp_path_factory.mktemp("dispatch"))
-    db = folder / "dispatch.sqlite"
-    shutil.copy(Path(small_demo_url.removeprefix("sqlite:///")), db)
-    url = f"sqlite:///{db}"
+    url = copy_demo(small_demo_url, folder / "dispatch.sqlite")
     store = open_store(url)
     now = pd.Timestamp.now(tz="UTC").floor("s")
     for sid in store.read("latest_positions", geometry=False, columns=["staff_id"])["staff_id"]:

@@ -4,14 +4,13 @@ across a grid, sees the counts change, selects and merges, undoes, and publishes
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser, _map_frame, _poll
-from tests.fixtures.demo_db import run_console
+from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
 
@@ -51,9 +50,7 @@ def planning_console(small_demo_url: str, tmp_path_factory: pytest.TempPathFacto
     from store import open_store
 
     folder = Path(tmp_path_factory.mktemp("planning"))
-    dst = folder / "planning.sqlite"
-    shutil.copy(Path(small_demo_url.removeprefix("sqlite:///")), dst)
-    url = f"sqlite:///{dst}"
+    url = copy_demo(small_demo_url, folder / "planning.sqlite")
     store = open_store(url)
     grids = store.read("grids", where={"kind": "base"}, columns=["unit_code", "code"])
     communities = store.read("admin_units", where={"level": "village", "kind": "community"}, columns=["code"])

@@ -3,7 +3,6 @@ a real browser and sees the worker on the live layer, then replays the track."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser, _poll
 from tests.fixtures.api import api_process
-from tests.fixtures.demo_db import run_console
+from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
 HOSTILE = '<img src=x onerror="window.__xss=3">'
@@ -43,9 +42,7 @@ def live_stack(small_demo_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     (with a hostile name) has a phone."""
     from store import open_store
 
-    db = tmp_path / "live.sqlite"
-    shutil.copy(Path(small_demo_url.removeprefix("sqlite:///")), db)
-    url = f"sqlite:///{db}"
+    url = copy_demo(small_demo_url, tmp_path / "live.sqlite")
     store = open_store(url)
     links = store.read("staff_grids")
     sid = int(links["staff_id"].min())

@@ -4,7 +4,6 @@ table, the escalation button. Clicks inside the map itself are tested in the bro
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from services import cases as cs
 from store import open_store
+from tests.fixtures.demo_db import copy_demo
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 
@@ -21,9 +21,7 @@ APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 @pytest.fixture
 def db(small_demo_url: str, tmp_path: Path) -> str:
     """A copy of the small demo whose staff positions are fresh (the pages use the real clock)."""
-    path = tmp_path / "cases.sqlite"
-    shutil.copy(Path(small_demo_url.removeprefix("sqlite:///")), path)
-    url = f"sqlite:///{path}"
+    url = copy_demo(small_demo_url, tmp_path / "cases.sqlite")
     store = open_store(url)
     try:
         latest = store.read("latest_positions")
