@@ -80,23 +80,29 @@ def import_(
     crs: Annotated[str | None, typer.Option(help="CRS when the file has none: gcj02, bd09, EPSG:4490, wgs84…")] = None,
     mode: Annotated[str, typer.Option(help="upsert, append or replace")] = "upsert",
     layer: Annotated[str | None, typer.Option(help="GeoPackage layer")] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Leave out rows with errors (listed) and import the rest")
+    ] = False,
     db: DbOption = None,
     lang: LangOption = "zh",
 ) -> None:
-    """Import a file; on any error nothing is written and every problem is listed."""
+    """Import a file; on any error nothing is written and every problem is listed (with --partial:
+    the rows with errors are listed and left out, the rest imported)."""
     from services.files import ImportRejected, import_file
 
     if kind not in KINDS:
         _fail(f"KIND must be one of {', '.join(KINDS)}", lang)
     store = _open(db)
     try:
-        report = import_file(store, kind, file, crs=crs, mode=mode, layer=layer)  # type: ignore[arg-type]
+        report = import_file(store, kind, file, crs=crs, mode=mode, layer=layer, partial=partial)  # type: ignore[arg-type]
     except ImportRejected as exc:
         typer.echo(t("cli.import.rejected", lang, problems=str(exc)), err=True)
         raise typer.Exit(code=2) from None
     except (OSError, ValueError) as exc:
         _fail(str(exc), lang)
     typer.echo(t("cli.import.done", lang, rows=report.rows_written, kind=kind, repaired=report.repaired))
+    for e in report.errors[:50]:
+        typer.echo(f"  x {e}")
     for w in report.warnings[:20]:
         typer.echo(f"  ! {w}")
 

@@ -277,6 +277,7 @@ class ImportReport:
     path: str
     rows_read: int = 0
     rows_written: int = 0
+    rows_skipped: int = 0  # rows with errors left out (partial imports)
     repaired: int = 0
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -289,7 +290,7 @@ class ImportReport:
     def summary(self) -> str:
         head = (
             f"{self.kind} from {Path(self.path).name}: {self.rows_read} rows read, "
-            f"{self.rows_written} written, {self.repaired} repaired, {len(self.warnings)} warnings, "
+            f"{self.rows_written} written, {self.rows_skipped} skipped, {self.repaired} repaired, {len(self.warnings)} warnings, "
             f"{len(self.errors)} errors"
         )
         if self.crs_used:
@@ -1325,12 +1326,15 @@ def import_file(
     mode: WriteMode = "upsert",
     layer: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    partial: bool = False,
 ) -> ImportReport:
     """Read ``path`` as ``kind``, check every row and write all of them in one transaction.
 
     Raises :class:`ImportRejected` (nothing written) when the file is unreadable or any row has an
     error; returns the report otherwise. Warnings (repaired geometry, guessed values) do not stop
-    an import. ``region`` (min lon, min lat, max lon, max lat) makes rows outside it errors."""
+    an import. ``region`` (min lon, min lat, max lon, max lat) makes rows outside it errors.
+    ``partial``: rows with errors are reported and left out, the others written (a camera registry
+    with a few bad rows); problems with the file as a whole still reject it."""
     spec = _kind(kind)
     if mode not in ("append", "replace", "upsert"):
         raise ValueError(f"mode must be append, replace or upsert, not {mode!r}")
@@ -1432,8 +1436,14 @@ def import_file(
             )
     _reference_warnings(store, spec, out_rows, problems)
 
-    if problems.errors:
+    bad_rows = {row for _, row, _ in problems.errors if row is not None}
+    if problems.errors and (not partial or any(row is None for _, row, _ in problems.errors)):
         raise reject()
+    if bad_rows:
+        keep = [i for i in range(len(out_rows)) if i not in bad_rows]
+        out_rows = [out_rows[i] for i in keep]
+        geoms = [geoms[i] for i in keep]
+        report.rows_skipped = len(bad_rows)
 
     # write
     table = schema.table(spec.table)

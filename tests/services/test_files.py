@@ -558,6 +558,20 @@ def test_bad_camera_id_and_angles(store: Any, tmp_path: Path) -> None:
     assert text.index("row 1") < text.index("row 2") < text.index("row 3")
 
 
+def test_a_partial_camera_import_reports_bad_rows_and_imports_the_rest(store: Any, tmp_path: Path) -> None:
+    frame = cameras_frame()
+    n = len(frame)
+    frame.loc[0, "id"] = "2112020000131000001"  # 19 digits
+    frame.loc[1, "fov"] = 400.0
+    path = write_geojson(frame, tmp_path / "cams.geojson")
+    report = import_file(store, "cameras", path, partial=True)
+    assert report.rows_written == n - 2 and report.rows_skipped == 2
+    assert any("row 1" in e and "20-digit" in e for e in report.errors)
+    assert any("row 2" in e and "fov must be between 0 and 360" in e for e in report.errors)
+    assert store.count("cameras") == n - 2
+    assert "2 skipped" in report.summary()
+
+
 def test_bad_codes(store: Any, tmp_path: Path) -> None:
     frame = boundaries_frame()
     frame["code"] = ["21120", "211202001", "2.11202E+11", "211202001201"]
