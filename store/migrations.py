@@ -413,6 +413,13 @@ MIGRATIONS: list[Migration] = [
         adds_tables=_CASE_TABLES,
         adds_columns=tuple((t, c) for t, names in _CASE_COLUMNS.items() for c in names),
     ),
+    Migration(
+        5,
+        "camera coverage per grid and community, and the blind spots on roads",
+        lambda dialect: create_table_sql(schema.table("camera_coverage"), dialect)
+        + create_table_sql(schema.table("camera_blind_spots"), dialect),
+        adds_tables=("camera_coverage", "camera_blind_spots"),
+    ),
 ]
 
 

@@ -355,6 +355,32 @@ TABLES: dict[str, Table] = {
             indexes=(("case_id", "ts"),),
             append_only=True,
         ),
+        # ---- issue 6: camera coverage, computed by `gridconsole coverage` (minutes for a city) ----
+        Table(
+            "camera_coverage",
+            (
+                C("level", "text", primary_key=True),  # grid | village
+                C("code", "text", primary_key=True),
+                C("road_m", "real"),
+                C("road_covered_m", "real"),
+                C("open_m2", "real"),
+                C("open_covered_m2", "real"),
+                C("cameras", "int"),
+                C("cameras_online", "int"),
+                C("computed_at", "timestamp", not_null=True),
+            ),
+        ),
+        Table(
+            "camera_blind_spots",
+            (
+                C("id", "bigint", primary_key=True, autoincrement=True),
+                C("code", "text", not_null=True),  # the grid it lies in
+                C("length_m", "real"),
+                C("computed_at", "timestamp", not_null=True),
+                C("geom", "geometry:MULTILINESTRING"),
+            ),
+            indexes=(("code",),),
+        ),
         # ---- issue 5: departments summoned to a case ("街乡吹哨、部门报到"), the 12345 queue ----
         Table(
             "departments",

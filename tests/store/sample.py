@@ -12,7 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
+from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
 from store import schema
 
@@ -244,6 +244,23 @@ def samples() -> dict[str, pd.DataFrame]:
                 "staff_id": [None, None, 102],
                 "rev": [0, 1, 2],
             }
+        ),
+        "camera_coverage": pd.DataFrame(
+            {
+                "level": ["grid", "village"],
+                "code": ["211202001001001", "211202001001"],
+                "road_m": [812.5, 5000.0],
+                "road_covered_m": [400.25, 1200.0],
+                "open_m2": [40_000.0, None],
+                "open_covered_m2": [9_000.0, None],
+                "cameras": [3, 25],
+                "cameras_online": [2, 25],
+                "computed_at": [T0, T0],
+            }
+        ),
+        "camera_blind_spots": gdf(
+            {"code": ["211202001001001"], "length_m": [120.0], "computed_at": [T0]},
+            [MultiLineString([[at(0, 0), at(120, 0)]])],
         ),
         "departments": pd.DataFrame(
             {
