@@ -8,7 +8,9 @@ Routes:
 - ``GET /api/health`` and ``GET /api/status`` (counts, recent refusals);
 - ``/api/cases/...`` -- cases and dispatch (api/cases.py): a grid worker's report, candidates,
   assign/unassign and the other actions of the loop, the timeline;
-- ``/open311/v2/...`` -- Open311 GeoReport v2 for citizen requests (api/open311.py).
+- ``/open311/v2/...`` -- Open311 GeoReport v2 for citizen requests (api/open311.py);
+- ``/api/cameras/...`` -- cameras that see a point or case, status from the media gateway,
+  coverage (api/cameras.py).
 
 A 200 is sent only after the fix is committed (see ``api/writer.py``); a duplicate is acknowledged
 with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 unknown device,
@@ -27,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.cameras import router as cameras_router
 from api.cases import router as cases_router
 from api.open311 import router as open311_router
 from api.writer import CommitQueue
@@ -56,6 +59,8 @@ def body_limit(path: str) -> int:
         return MAX_BATCH_BYTES
     if path.startswith(("/open311/", "/api/cases")):
         return MAX_CASE_BYTES
+    if path.startswith("/api/cameras/status"):
+        return MAX_BATCH_BYTES
     return MAX_SINGLE_BYTES
 
 
@@ -203,6 +208,7 @@ def create_app(
     )
     app.add_middleware(BodyLimit)  # type: ignore[arg-type]
     app.include_router(cases_router)
+    app.include_router(cameras_router)
     app.include_router(open311_router)
 
     async def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:

@@ -1,0 +1,100 @@
+"""Cameras over HTTP: which cameras see a point or a case (video dispatch), status pushed by the
+media gateway, stored coverage.
+
+- ``GET /api/cameras/seeing?lon=..&lat=..`` or ``?case_id=..`` (also ``GET /api/cases/{id}/cameras``);
+- ``PUT /api/cameras/{id}/status`` ``{"online": true}`` and ``POST /api/cameras/status``
+  ``{"cameras": [{"id": ..., "online": ...}, ...]}`` (≤ 5,000; unknown ids are listed, not fatal);
+- ``GET /api/cameras/coverage?level=village|grid``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.cases import _records
+from api.deps import StoreDep
+from services import cameras as cams
+
+router = APIRouter(tags=["cameras"])
+
+
+def _error(e: cams.CameraError) -> JSONResponse:
+    return JSONResponse({"detail": str(e)}, status_code=404 if e.code == "not_found" else 422)
+
+
+def _seeing_body(target: tuple[float, float], table: Any) -> dict[str, Any]:
+    return {"lon": target[0], "lat": target[1], "cameras": _records(table)}
+
+
+@router.get("/api/cameras/seeing", summary="Cameras that see a point or a case")
+def seeing(
+    store: StoreDep,
+    lon: float | None = None,
+    lat: float | None = None,
+    case_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> JSONResponse:
+    try:
+        if case_id is not None:
+            target, table = cams.seeing_case(store, case_id, limit=limit)
+        elif lon is not None and lat is not None and math.isfinite(lon) and math.isfinite(lat):
+            target, table = (lon, lat), cams.seeing(store, lon=lon, lat=lat, limit=limit)
+        else:
+            return JSONResponse({"detail": "give lon and lat, or case_id"}, status_code=422)
+    except cams.CameraError as e:
+        return _error(e)
+    return JSONResponse(_seeing_body(target, table))
+
+
+@router.get("/api/cases/{case_id}/cameras", summary="Cameras that see a case")
+def case_cameras(
+    case_id: int, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> JSONResponse:
+    try:
+        target, table = cams.seeing_case(store, case_id, limit=limit)
+    except cams.CameraError as e:
+        return _error(e)
+    return JSONResponse(_seeing_body(target, table))
+
+
+class Status(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    online: bool
+
+
+class StatusItem(Status):
+    id: str = Field(min_length=1, max_length=40)
+
+
+class StatusBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cameras: list[StatusItem] = Field(min_length=1, max_length=5000)
+
+
+@router.put("/api/cameras/{camera_id}/status", summary="Online/offline of one camera (media gateway)")
+def put_status(camera_id: str, body: Status, store: StoreDep) -> JSONResponse:
+    out = cams.set_status(store, [(camera_id, body.online)])
+    if out["unknown"]:
+        return JSONResponse({"detail": f"there is no camera {camera_id!r}"}, status_code=404)
+    return JSONResponse({"id": camera_id, "online": body.online, "changed": bool(out["updated"])})
+
+
+@router.post("/api/cameras/status", summary="Online/offline of many cameras at once (media gateway)")
+def post_status(body: StatusBatch, store: StoreDep) -> JSONResponse:
+    return JSONResponse(cams.set_status(store, [(c.id, c.online) for c in body.cameras]))
+
+
+@router.get("/api/cameras/coverage", summary="Stored coverage per community or grid")
+def get_coverage(
+    store: StoreDep, level: str = "village", limit: Annotated[int, Query(ge=1, le=20000)] = 1000
+) -> JSONResponse:
+    try:
+        table = cams.coverage_table(store, level=level).head(limit)
+    except cams.CameraError as e:
+        return _error(e)
+    return JSONResponse({"level": level, "rows": _records(table)})
