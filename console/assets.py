@@ -6,6 +6,12 @@ sibling folders their stylesheets point at, and two files taken from / generated
 folium) into ``console/static/vendor``, which Streamlit serves at ``/app/static/vendor``
 with ``server.enableStaticServing = true``. Nothing installed here goes into git.
 
+Besides the map's packages (``layers.offline.PACKAGES``, pinned in package.json), the console
+serves the video player's hls.js (``PLAYER_PACKAGES``, only ``dist/hls.min.js`` and its licence;
+``console.player`` loads it from :data:`HLS_JS_RELATIVE`). npm installs from package.json plus
+these pins (written to the cache folder's package.json), so package.json itself stays exactly the
+map's manifest.
+
     python -m console.assets            # install if needed, print a summary
     python -m console.assets --force    # reinstall from scratch
     python -m console.assets --check    # exit 1 unless the vendor folder is complete
@@ -46,15 +52,46 @@ NPM_TIMEOUT_S = 900
 __all__ = [
     "DEFAULT_CACHE",
     "DEFAULT_DEST",
+    "HLS_JS_RELATIVE",
     "PACKAGE_JSON",
+    "PLAYER_PACKAGES",
     "AssetInstallError",
+    "all_packages",
     "assets_ready",
     "cache_ready",
     "expected_versions",
+    "hls_js_url",
     "install_assets",
     "main",
     "read_manifest",
 ]
+
+
+PLAYER_PACKAGES: tuple[offline.VendorPackage, ...] = (
+    # The camera player (console.player): HLS in browsers without native HLS (Chrome, Firefox).
+    offline.VendorPackage("hls.js", "1.6.15", ("dist/hls.min.js",)),
+)
+HLS_JS_RELATIVE = f"{PLAYER_PACKAGES[0].folder}/dist/hls.min.js"
+"""hls.min.js relative to the vendor folder (served at ``/app/static/vendor/<this>``)."""
+
+
+def all_packages() -> tuple[offline.VendorPackage, ...]:
+    """Every npm package installed and served: the map's, then the player's."""
+    return (*offline.PACKAGES, *PLAYER_PACKAGES)
+
+
+def hls_js_url(base_url: str = offline.DEFAULT_BASE_URL) -> str:
+    """The URL the browser loads hls.js from (``/app/static/vendor/hls.js-<v>/dist/hls.min.js``)."""
+    return offline.local_url(HLS_JS_RELATIVE, base_url)
+
+
+def _npm_package_json() -> bytes:
+    """What npm installs from: package.json with the player's pins added."""
+    data = _check_package_json()
+    deps = dict(data.get("dependencies", {}))
+    deps.update({p.dep: p.spec for p in PLAYER_PACKAGES})
+    data = {**data, "dependencies": dict(sorted(deps.items()))}
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
 class AssetInstallError(RuntimeError):
@@ -63,7 +100,7 @@ class AssetInstallError(RuntimeError):
 
 def expected_versions() -> dict[str, str]:
     """Vendor sub-folder -> version, as the manifest must record it."""
-    versions = {p.folder: p.version for p in offline.PACKAGES}
+    versions = {p.folder: p.version for p in all_packages()}
     import folium
 
     versions[offline.folium_folder()] = folium.__version__
@@ -97,11 +134,11 @@ def _installed_version(cache: Path, dep: str) -> str | None:
 def cache_ready(cache: Path = DEFAULT_CACHE) -> bool:
     """True when ``cache`` holds an npm install of the current package.json at the pinned versions."""
     try:
-        if (cache / "package.json").read_bytes() != PACKAGE_JSON.read_bytes():
+        if (cache / "package.json").read_bytes() != _npm_package_json():
             return False
-    except OSError:
+    except (OSError, AssetInstallError):
         return False
-    return all(_installed_version(cache, p.dep) == p.version for p in offline.PACKAGES)
+    return all(_installed_version(cache, p.dep) == p.version for p in all_packages())
 
 
 @contextlib.contextmanager
@@ -131,7 +168,7 @@ def _npm_install(cache: Path, *, clean: bool) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     if clean:
         shutil.rmtree(cache / "node_modules", ignore_errors=True)
-    shutil.copyfile(PACKAGE_JSON, cache / "package.json")
+    (cache / "package.json").write_bytes(_npm_package_json())
     env = dict(os.environ)
     env.setdefault("npm_config_update_notifier", "false")
     cmd = [npm, *NPM_INSTALL_ARGS]
@@ -150,7 +187,7 @@ def _npm_install(cache: Path, *, clean: bool) -> None:
         )
     wrong = [
         f"{p.dep}: want {p.version}, got {_installed_version(cache, p.dep)}"
-        for p in offline.PACKAGES
+        for p in all_packages()
         if _installed_version(cache, p.dep) != p.version
     ]
     if wrong:
@@ -163,7 +200,7 @@ def _copy_into(tmp: Path, cache: Path) -> dict[str, Any]:
 
     modules = cache / "node_modules"
     packages: dict[str, Any] = {}
-    for pkg in offline.PACKAGES:
+    for pkg in all_packages():
         src_root = modules / pkg.dep
         out_root = tmp / pkg.folder
         for rel in pkg.files:
@@ -237,6 +274,7 @@ def assets_ready(dest: Path = DEFAULT_DEST) -> bool:
     if {k: (v or {}).get("version") for k, v in packages.items()} != expected_versions():
         return False
     needed = set(offline.vendor_relative_files()) | set(manifest.get("files") or [])
+    needed |= {f"{p.folder}/{f}" for p in PLAYER_PACKAGES for f in p.files}
     return all((dest / rel).is_file() for rel in needed)
 
 
