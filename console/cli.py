@@ -449,6 +449,45 @@ def info(db: DbOption = None) -> None:
 
 
 @app.command()
+def coverage(
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the per-community table to this CSV")] = None,
+    db: DbOption = None,
+) -> None:
+    """Camera coverage of roads and open space for every grid and community, and the blind spots
+    on roads (stored for the Cameras page; minutes for a whole city)."""
+    from tqdm import tqdm
+
+    from services.cameras import compute_coverage, coverage_table
+
+    store = _open(db)
+    try:
+        bars: dict[str, tqdm] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(total=max(total, 1), desc=stage, unit="item", disable=quiet, dynamic_ncols=True)
+            bar.n = done
+            bar.refresh()
+
+        try:
+            run = compute_coverage(store, progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+        typer.echo(
+            f"{run.grids} grids, {run.villages} communities/villages, {run.cameras} cameras, "
+            f"{run.blind_spots} blind spots in {run.seconds:.1f} s"
+        )
+        if out is not None:
+            coverage_table(store, level="village").to_csv(out, index=False, encoding="utf-8-sig")
+            typer.echo(f"written {out}")
+    finally:
+        store.close()
+
+
+@app.command()
 def escalate(db: DbOption = None) -> None:
     """Escalate cases not accepted or not resolved in time (the API does this every minute; this verb
     is for a deployment that runs the sweep from cron instead)."""

@@ -336,6 +336,7 @@ def point_frame(lon: float, lat: float) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"id": [0]}, geometry=gpd.points_from_xy([lon], [lat]), crs=4326)
 
 
-def candidate_points(table: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Candidates' positions (lon/lat columns; NaN without one) as a point frame in the same order."""
-    return gpd.GeoDataFrame(table[["staff_id"]].copy(), geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs=4326)
+def lonlat_points(table: pd.DataFrame) -> gpd.GeoDataFrame:
+    """A table's lon/lat columns (NaN where unknown) as a point frame in the same order: where
+    candidates or cameras are drawn."""
+    return gpd.GeoDataFrame(index=table.index, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs=4326)

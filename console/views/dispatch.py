@@ -9,10 +9,11 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from console import casesui, state
+from console import camerasui, casesui, state
 from console.i18n import labels, t
 from console.mapui import display_frame, initial_view, unshift_click, view_from_state
 from layers.basemap import build_base_map, needs_gcj02_shift
+from layers.cameras import build_seeing_layer
 from layers.cases import (
     CLICK_RETURNED_OBJECTS,
     build_candidates_layer,
@@ -28,7 +29,7 @@ from services.settings import city_tz
 MAP_KEY = "dispatch_map"
 SEL = "dispatch_case"
 NEW = "dispatch_new_at"
-LAYER_PREFIXES = ("case.", "cstate.", "cand.", "cluster.", "reason.", "role.", "kind.", "urgency.", "level.", "dur.", "dist.")
+LAYER_PREFIXES = ("case.", "cstate.", "cand.", "cluster.", "reason.", "role.", "kind.", "urgency.", "level.", "dur.", "dist.", "cam.", "camstat.")
 
 lang = state.lang()
 st.title(t("page.dispatch", lang))
@@ -90,11 +91,13 @@ with tab_map:
     left, right = st.columns([3, 2])
     selected = st.session_state.get(SEL)
     cand = None
+    seen_by = None
     if selected is not None:
         try:
             cand = dispatch.candidates(store, int(selected))
         except cs.CaseError:
             cand = None
+        seen_by = camerasui.seeing(store, int(selected))
     with left:
         groups = []
         shown = display_frame(board.cases, shifted)
@@ -107,10 +110,15 @@ with tab_map:
             groups.append(build_clusters_layer(display_frame(board.outlines, shifted), labels=L, tz=tz))
         if cand is not None and len(cand.table):
             table = cand.table.assign(role_label=cand.table["role"].map(_role), reason_text=cand.table["reasons"].map(_reasons))
-            pts = display_frame(dispatch.candidate_points(table), shifted)
+            pts = display_frame(dispatch.lonlat_points(table), shifted)
             case_pt = display_frame(dispatch.point_frame(cand.lon, cand.lat), shifted).geometry.iloc[0]
             table = table.assign(lon=pts.geometry.x.to_numpy(), lat=pts.geometry.y.to_numpy())
             groups.append(build_candidates_layer(table, case_point=(case_pt.x, case_pt.y), labels=L))
+        if cand is not None and seen_by is not None and len(seen_by):
+            cam_pts = display_frame(dispatch.lonlat_points(seen_by), shifted)
+            target = display_frame(dispatch.point_frame(cand.lon, cand.lat), shifted).geometry.iloc[0]
+            groups.append(build_seeing_layer(seen_by.assign(lon=cam_pts.geometry.x.to_numpy(), lat=cam_pts.geometry.y.to_numpy()),
+                                             target=(target.x, target.y), labels=L))  # fmt: skip
         if board.counts is None:
             groups.append(build_cases_layer(shown, labels=L, tz=tz, selected=selected))
         base = build_base_map(config=config, center=summary.center, zoom=summary.zoom)
@@ -217,6 +225,8 @@ with tab_map:
                                    use_container_width=True, type="primary" if int(row["rank"]) == 1 else "secondary"):  # fmt: skip
                         casesui.run(lambda s=int(row["staff_id"]): cs.assign(store, int(case["id"]), s, actor=casesui.ACTOR,
                                                                           expected_rev=rev), lang)  # fmt: skip
+            st.markdown(f"**{t('dispatch.cameras', lang)}**")
+            camerasui.seeing_panel(seen_by, int(case["id"]), lang, key="dsp")
             st.markdown(f"**{t('dispatch.actions', lang)}**")
             casesui.action_bar(store, case, lang, key="dsp")
             st.markdown(f"**{t('dispatch.timeline', lang)}**")

@@ -48,9 +48,9 @@ def test_map_page_shows_city_figures(app: AppTest) -> None:
 
 def test_pending_pages_say_which_issue_brings_them(app: AppTest) -> None:
     app.run()
-    app.switch_page("views/cameras.py")
+    app.switch_page("views/bigscreen.py")
     app.run()
-    assert any("#6" in i.value for i in app.info)
+    assert any("#7" in i.value for i in app.info)
 
 
 def test_english_on_request(app: AppTest) -> None:
