@@ -18,8 +18,15 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Point
 
-from tests.browser.test_dispatch import _center, _dispatch_map, _heading, _open_case, _unassigned_near
-from tests.browser.test_map import _browser
+from tests.browser.test_dispatch import (
+    _center,
+    _dispatch_map,
+    _heading,
+    _on_free_map,
+    _open_case,
+    _unassigned_near,
+)
+from tests.browser.test_map import FIND_MAP, _browser
 from tests.fixtures.demo_db import copy_demo, run_console
 from tests.fixtures.media import make_hls, serve_media
 
@@ -30,6 +37,17 @@ CAMERA_IDS = """(key) => {
   const out = [];
   window[key].eachLayer(l => { if (l.gcCamera !== undefined) out.push(String(l.gcCamera)); });
   return out;
+}"""
+# Every camera marker on the map: its id and container pixel; the map's size.
+CAMERA_PIXELS = """(key) => {
+  const m = window[key]; const out = [];
+  m.eachLayer(l => {
+    if (l.gcCamera === undefined || !l.getLatLng) return;
+    const p = m.latLngToContainerPoint(l.getLatLng());
+    out.push([String(l.gcCamera), p.x, p.y]);
+  });
+  const s = m.getSize();
+  return {w: s.x, h: s.y, pts: out};
 }"""
 STATE = "() => { const p = document.getElementById('gc-player'); return p ? p.getAttribute('data-state') : null; }"
 VIDEO = """() => { const v = document.getElementById('gc-video');
@@ -67,10 +85,24 @@ def stack(small_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                                  cam_class="other", online=False, stream_url="rtsp://10.0.0.9/ch1"))  # fmt: skip
                 geoms.append(Point(x, y - d))
             store.write("cameras", gpd.GeoDataFrame(rows, geometry=geoms, crs=4326), mode="upsert")
+            # the demo's own cameras stream too (from the same local gateway)
+            ours = {r["id"] for r in rows}
+            for cam_id in store.read("cameras", columns=["id"], geometry=False)["id"]:
+                if cam_id not in ours:
+                    store.update("cameras", {"id": cam_id}, {"stream_url": f"{media}/live/dome.m3u8"})
         finally:
             store.close()
         for base in run_console(url, log=folder / "streamlit.log"):
             yield {"console": base, "url": url, "wanted": wanted}
+
+
+def _assert_plays(player) -> None:  # type: ignore[no-untyped-def]
+    player.wait_for_function(f"() => ({STATE})() === 'playing'", timeout=30_000)
+    first = player.evaluate(VIDEO)
+    assert first["ready"] >= 2 and first["w"] > 0 and not first["hidden"], first
+    player.wait_for_function(
+        f"() => document.getElementById('gc-video').currentTime > {first['t'] + 0.3}", timeout=15_000
+    )
 
 
 def _player_frame(pg, name: str):  # type: ignore[no-untyped-def]
@@ -107,17 +139,58 @@ def test_click_a_case_see_the_cameras_that_see_it_and_open_one(stack: dict[str, 
         # the online dome ranks first; open it: its HLS stream plays in the page
         rows = pg.get_by_test_id("stHorizontalBlock").filter(has_text=dome)
         rows.last.get_by_role("button", name="调阅").click()
-        player = _player_frame(pg, dome)
-        player.wait_for_function(f"() => ({STATE})() === 'playing'", timeout=30_000)
-        first = player.evaluate(VIDEO)
-        assert first["ready"] >= 2 and first["w"] > 0 and not first["hidden"], first
-        player.wait_for_function(
-            f"() => document.getElementById('gc-video').currentTime > {first['t'] + 0.3}", timeout=15_000
-        )
+        _assert_plays(_player_frame(pg, dome))
         # the RTSP camera: a clear notice, no player
         rows = pg.get_by_test_id("stHorizontalBlock").filter(has_text=gun)
         rows.last.get_by_role("button", name="调阅").click()
         pg.get_by_text("无可播放的视频流").first.wait_for(state="visible", timeout=30_000)
+        assert blocked == [], f"requests left the machine: {blocked[:5]}"
+        bad = [f for f in failed if "/_stcore/" not in f and "ERR_ABORTED" not in f]
+        assert bad == [], bad[:5]
+
+
+def test_click_a_camera_on_the_cameras_page_see_its_details_and_its_stream(
+    stack: dict[str, Any], chromium_path: str
+) -> None:
+    from store import open_store
+
+    for pg, blocked, failed, base in _browser(stack["console"], chromium_path):
+        pg.goto(base + "/cameras", wait_until="domcontentloaded")
+        pg.wait_for_selector("iframe[title*='st_folium']", timeout=60_000)
+        frame = key = None
+        for _ in range(240):
+            for f in pg.frames:
+                try:
+                    k = f.evaluate(FIND_MAP)
+                    if k and f.evaluate(CAMERA_PIXELS, k)["pts"]:
+                        frame, key = f, k
+                except Exception:  # a frame being replaced
+                    continue
+            if frame is not None:
+                break
+            pg.wait_for_timeout(250)
+        assert frame is not None and key is not None, "the cameras map never showed a camera"
+        pg.locator("iframe[title*='st_folium']").first.scroll_into_view_if_needed()
+        box = frame.locator(".leaflet-container").bounding_box()
+        assert box
+        info = frame.evaluate(CAMERA_PIXELS, key)
+        pts = info["pts"]
+        # a camera well clear of every other marker, away from the map's controls
+        alone = [(cid, x, y) for cid, x, y in pts if _on_free_map(x, y, info["w"], info["h"])
+                 and 0 < box["y"] + y < pg.viewport_size["height"] - 10
+                 and all((x - ox) ** 2 + (y - oy) ** 2 >= 20**2 for other, ox, oy in pts if other != cid)]  # fmt: skip
+        assert alone, "no camera marker stands alone on the map"
+        cid, x, y = alone[0]
+        pg.mouse.move(box["x"] + x, box["y"] + y)
+        pg.mouse.click(box["x"] + x, box["y"] + y)
+        store = open_store(stack["url"])
+        try:
+            name = str(store.read("cameras", where={"id": cid})["name"].iloc[0])
+        finally:
+            store.close()
+        pg.get_by_role("heading", name=name).first.wait_for(state="visible", timeout=30_000)
+        pg.get_by_text(cid).first.wait_for(state="visible", timeout=30_000)
+        _assert_plays(_player_frame(pg, name))
         assert blocked == [], f"requests left the machine: {blocked[:5]}"
         bad = [f for f in failed if "/_stcore/" not in f and "ERR_ABORTED" not in f]
         assert bad == [], bad[:5]
