@@ -10,7 +10,8 @@ Routes:
   assign/unassign and the other actions of the loop, the timeline;
 - ``/open311/v2/...`` -- Open311 GeoReport v2 for citizen requests (api/open311.py);
 - ``/api/cameras/...`` -- cameras that see a point or case, status from the media gateway,
-  coverage (api/cameras.py).
+  coverage (api/cameras.py);
+- ``GET /api/kpis`` -- the big screen's headline figures (api/bigscreen.py).
 
 A 200 is sent only after the fix is committed (see ``api/writer.py``); a duplicate is acknowledged
 with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 unknown device,
@@ -29,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.bigscreen import router as bigscreen_router
 from api.cameras import router as cameras_router
 from api.cases import router as cases_router
 from api.open311 import router as open311_router
@@ -209,6 +211,7 @@ def create_app(
     app.add_middleware(BodyLimit)  # type: ignore[arg-type]
     app.include_router(cases_router)
     app.include_router(cameras_router)
+    app.include_router(bigscreen_router)
     app.include_router(open311_router)
 
     async def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:

@@ -126,6 +126,38 @@ def set_status(store: Store, updates: Iterable[tuple[str, bool]]) -> dict[str, l
     return out
 
 
+def street_of(store: Store, points: gpd.GeoDataFrame, *, name: bool = False) -> pd.Series:
+    """The township/street each point stands in (its code, or its name), None outside."""
+    streets = store.read("admin_units", where={"level": "township"}, columns=["code", "name"])
+    if not len(points) or not len(streets):
+        return pd.Series([None] * len(points), index=points.index, dtype=object)
+    codes = PolygonIndex(streets, key="code").lookup(points.geometry.x.to_numpy(), points.geometry.y.to_numpy())
+    out = pd.Series(codes, index=points.index, dtype=object)
+    return out.map(dict(zip(streets["code"], streets["name"], strict=True))) if name else out
+
+
+def counts_per_street(store: Store, cams: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Cameras per township/street by where they stand (point in polygon: a registry's unit codes
+    are often missing or coarse): code, name, cameras, online, at the street's label point."""
+    streets = store.read("admin_units", where={"level": "township"}, columns=["code", "name"])
+    cols: dict[str, list[Any]] = {"code": [], "name": [], "cameras": [], "online": []}
+    if not len(cams) or not len(streets):
+        return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    idx = PolygonIndex(streets, key="code")
+    where = idx.lookup(cams.geometry.x.to_numpy(), cams.geometry.y.to_numpy())
+    online = cams["online"].astype("boolean").fillna(False).astype(int).to_numpy()
+    agg = (
+        pd.DataFrame({"code": where, "online": online})
+        .dropna(subset=["code"])
+        .groupby("code")
+        .agg(cameras=("online", "size"), online=("online", "sum"))
+    )
+    shapes = streets.merge(agg, left_on="code", right_index=True)
+    pts = gpd.GeoSeries(shapes.geometry.representative_point(), crs=4326)
+    return gpd.GeoDataFrame(shapes[["code", "name", "cameras", "online"]].reset_index(drop=True),
+                            geometry=pts.to_numpy(), crs=4326)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CameraView:
     cameras: gpd.GeoDataFrame  # in view (empty when counted instead)
@@ -140,8 +172,6 @@ def camera_view(
     """What the cameras layer shows for a view: points (and, from SECTORS_FROM_ZOOM, their fields
     of view), or counts per street when more than ``max_drawn`` are in view."""
     cams = store.read("cameras", bbox=bbox)
-    units = store.read("admin_units", where={"level": "township"}, columns=["code", "name"], geometry=False)
-    names = dict(zip(units["code"], units["name"], strict=True))
     online = cams["online"].fillna(False).astype(bool)
     stats = {
         "cameras": len(cams),
@@ -149,18 +179,9 @@ def camera_view(
         "class1": int((cams["cam_class"] == "class1").sum()),
     }
     if len(cams) > max_drawn:
-        key = cams["unit_code"].fillna("").astype(str).str[:9]
-        agg = (
-            pd.DataFrame({"code": key, "online": online.astype(int)})
-            .groupby("code")
-            .agg(cameras=("online", "size"), online=("online", "sum"))
-        )
-        shapes = store.read("admin_units", where={"code": list(agg.index)}, columns=["code", "name"])
-        shapes = shapes.merge(agg, left_on="code", right_index=True)
-        pts = gpd.GeoSeries(shapes.geometry.representative_point(), crs=4326)
-        counts = gpd.GeoDataFrame(shapes[["code", "name", "cameras", "online"]], geometry=pts, crs=4326)
+        counts = counts_per_street(store, cams)
         return CameraView(cams.head(0), None, counts, stats)
-    cams = cams.assign(unit_name=cams["unit_code"].fillna("").astype(str).str[:9].map(names))
+    cams = cams.assign(unit_name=street_of(store, cams, name=True))
     sectors = (
         view_sectors(cams, default_range_m=DEFAULT_RANGE_M)
         if zoom >= SECTORS_FROM_ZOOM and len(cams)

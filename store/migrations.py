@@ -390,6 +390,22 @@ def _cases(dialect: Dialect) -> list[str]:
     return out
 
 
+# Issue 7: indexes on cases for the big screen (declared in schema.py too, so a fresh database
+# gets them from migration 1/4 and this one finds them there).
+_BIGSCREEN_INDEXES = (("reported_at", "state"), ("closed_at", "satisfaction"), ("escalated_at",))
+
+
+def _new_indexes(table: str, indexes: Sequence[tuple[str, ...]]) -> list[str]:
+    t = schema.table(table)
+    missing = [cols for cols in indexes if cols not in t.indexes]
+    if missing:
+        raise ValueError(f"declare the indexes {missing} on {table} in store/schema.py")
+    return [
+        f"CREATE INDEX IF NOT EXISTS {q(index_name(t, cols))} ON {q(t.name)} ({', '.join(q(c) for c in cols)})"
+        for cols in indexes
+    ]
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema: every table of store/schema.py", _initial),
     Migration(
@@ -419,6 +435,11 @@ MIGRATIONS: list[Migration] = [
         lambda dialect: create_table_sql(schema.table("camera_coverage"), dialect)
         + create_table_sql(schema.table("camera_blind_spots"), dialect),
         adds_tables=("camera_coverage", "camera_blind_spots"),
+    ),
+    Migration(
+        6,
+        "indexes for the big screen's counts: cases by report time and state, by closing time and rating, by escalation time",
+        lambda dialect: _new_indexes("cases", _BIGSCREEN_INDEXES),
     ),
 ]
 

@@ -336,6 +336,10 @@ TABLES: dict[str, Table] = {
                 ("assignee_id",),
                 ("source", "external_id"),
                 ("deadline_at",),
+                # issue 7: the big screen's counts (covering: no row lookups for a month of cases)
+                ("reported_at", "state"),
+                ("closed_at", "satisfaction"),
+                ("escalated_at",),
             ),
         ),
         Table(
