@@ -377,7 +377,7 @@ for (var i = 0; i < D.y.length; i++) {
     var r = D.r[i], w = 2 * r, t = D.t[i], p = t > 0 ? Math.round(100 * Math.min(D.o[i], t) / t) : 0;
     var bg = t > 0 ? "conic-gradient(" + D.oc + " 0 " + p + "%," + D.fc + " " + p + "% 100%)" : D.zc;
     var m = L.marker([D.y[i], D.x[i]], {keyboard: false, icon: L.divIcon({
-        className: "gc-cam-count", iconSize: [w, w], iconAnchor: [r, r],
+        className: "gc-cam-count", iconSize: [w, w], iconAnchor: [r - D.dx, r - D.dy],
         html: '<div style="box-sizing:border-box;width:' + w + "px;height:" + w + "px;border-radius:50%;"
             + "border:2px solid #fff;box-shadow:0 1px 3px rgba(0,0,0,.4);background:" + bg + ";"
             + "color:#fff;font:600 11px/" + (w - 4) + 'px sans-serif;text-align:center;text-shadow:0 0 2px #000">'
@@ -400,11 +400,13 @@ def build_camera_counts_layer(
     name: str | None = None,
     min_radius: float = 10.0,
     max_radius: float = 30.0,
+    offset_px: tuple[int, int] = (0, 0),
 ) -> folium.FeatureGroup:
     """Cameras per unit for the city zoom: one bubble per unit at its point (polygons at their
     representative point), its area proportional to the camera count (radius ∝ sqrt(cameras),
     ``min_radius``..``max_radius`` px), a green slice for the online share over grey, the count
-    inside, a tooltip with name, cameras and online.
+    inside, a tooltip with name, cameras and online. ``offset_px`` (right, down) moves the bubbles
+    off the point, so they sit beside another layer's bubble for the same unit.
 
     ``counts`` needs code, name, cameras, online. Labels: CAMERA_COUNTS_LABEL_KEYS. Each bubble
     carries ``gcUnit`` (the code); ``unit_from_click`` maps a click back to it.
@@ -429,6 +431,8 @@ def build_camera_counts_layer(
         "t": totals,
         "o": online,
         "r": [round(min_radius + (max_radius - min_radius) * math.sqrt(t / biggest), 1) for t in totals],
+        "dx": int(offset_px[0]),
+        "dy": int(offset_px[1]),
     }
     _GroupScript(payload, _COUNTS_JS).add_to(group)
     return group
