@@ -19,10 +19,6 @@ TEXT: dict[str, tuple[str, str]] = {
         "The database holds no grids yet. Run `gridconsole demo --size small` to generate the demo city, or import boundaries.",
     ),
     "app.db_error": ("数据库不可用：{error}", "The database is not available: {error}"),
-    "app.pending": (
-        "此页面的功能将在后续版本中提供（见议题 #{issue}）。",
-        "This page's features arrive with a later release (issue #{issue}).",
-    ),
     # pages
     "page.map": ("网格地图", "Grid map"),
     "page.bigscreen": ("指挥大屏", "Big screen"),
@@ -32,21 +28,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.staff": ("网格力量", "Staff"),
     "page.cameras": ("视频监控", "Cameras"),
     "page.settings": ("系统设置", "Settings"),
-    "page.bigscreen.desc": (
-        "全市态势一屏统览：实时人员轨迹、事件、视频点位与核心指标。",
-        "A live full-screen overview of the city: staff, cases, cameras and headline figures.",
-    ),
-    "page.dispatch.desc": (
-        "在地图上点击事件，按位置、负荷与职能推荐附近力量并派单，跟踪闭环与时限。",
-        "Click an incident on the map, assign nearby staff by location, workload and role, follow the loop and its time limits.",
-    ),
-    "page.planning.desc": (
-        "按户数自动划分网格，拆分、合并、调整楼栋，校验并发布新版本。",
-        "Partition by households, split, merge, move buildings, validate and publish a new version.",
-    ),
-    "page.cases.desc": ("事件受理、闭环流转、时限与督办。", "Case intake, the closed loop, time limits and escalation."),
-    "page.staff.desc": ("网格员实时位置、轨迹回放、巡查覆盖与考核。", "Live positions, track replay, patrol coverage and KPIs."),
-    "page.cameras.desc": ("视频点位、可视范围、视频调度与盲区分析。", "Camera points, fields of view, video dispatch and blind spots."),
     # map page
     "map.level": ("显示层级", "Showing"),
     "map.level.county": ("县(市)区", "counties/districts"),
@@ -630,6 +611,32 @@ TEXT: dict[str, tuple[str, str]] = {
     "player.live": ("直播", "LIVE"),
     "player.retry": ("重试", "Retry"),
     "cases.level": ("督办层级", "Level"),
+    # ---- big screen (issue 7)
+    "big.title": ("社会治理综合指挥大屏", "Social governance command center"),
+    "big.city": ("全市", "Whole city"),
+    "big.back": ("← 返回全市", "← Back to the whole city"),
+    "big.drill": ("点击查看本区县", "Click to drill down"),
+    "big.district": ("区县", "District"),
+    "big.kpi.today": ("今日事件", "Cases today"),
+    "big.kpi.open": ("在办事件", "Open cases"),
+    "big.kpi.overdue": ("超时未办结", "Overdue"),
+    "big.kpi.closed_rate": ("近30天结案率", "Closed (30 days)"),
+    "big.kpi.satisfaction": ("群众满意度", "Satisfaction"),
+    "big.kpi.staff": ("网格员在线 / 在岗", "Staff online / on duty"),
+    "big.kpi.cameras": ("视频点位在线 / 总数", "Cameras online / total"),
+    "big.kpi.month": ("近30天受理", "Cases (30 days)"),
+    "big.ticker": ("实时事件", "Live cases"),
+    "big.ticker.new": ("新上报", "NEW"),
+    "big.ticker.escalated": ("升级", "ESC"),
+    "big.ticker.none": ("近24小时没有新上报或升级的事件", "No new or escalated cases in the last 24 hours"),
+    "big.by_category": ("近30天事件类型", "Cases by category (30 days)"),
+    "big.top_streets": ("在办事件最多的街道", "Streets with most open cases"),
+    "big.top_grids": ("在办事件最多的网格", "Grids with most open cases"),
+    "big.last7": ("近7天", "Last 7 days"),
+    "big.last30": ("近30天", "Last 30 days"),
+    "big.closure": ("办结用时中位数(小时)", "Median hours to close"),
+    "big.new_case": ("新事件", "New case"),
+    "big.place": ("街道", "Street"),
 }
 
 

@@ -43,7 +43,9 @@ def page(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[st
     yield from _browser(console_url, chromium_path)
 
 
-def _browser(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[str], list[str], str]]:
+def _browser(
+    console_url: str, chromium_path: str, *, viewport: tuple[int, int] = (1600, 1000)
+) -> Iterator[tuple[object, list[str], list[str], str]]:
     from playwright.sync_api import sync_playwright
 
     blocked: list[str] = []
@@ -61,7 +63,7 @@ def _browser(console_url: str, chromium_path: str) -> Iterator[tuple[object, lis
                 "--disable-sync",
             ],
         )
-        context = browser.new_context(viewport={"width": 1600, "height": 1000}, locale="zh-CN")
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="zh-CN")
 
         def guard(route, request) -> None:  # type: ignore[no-untyped-def]
             host = urlparse(request.url).hostname or ""
