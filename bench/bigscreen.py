@@ -172,18 +172,63 @@ def browser_side(db: str, refresh: int, refreshes: int, log: Path) -> dict[str, 
         return {"first_load_s": round(load_s, 2), "bytes_per_refresh": round(per), "frames_per_refresh": round((got["frames"] - f0) / refreshes, 1)}
 
 
+@contextmanager
+def churn(db: str, every_s: float = 20.0) -> Iterator[dict[str, int]]:
+    """While the page is open, the city lives: every ``every_s`` a new case somewhere and 500 staff
+    report a fresh, slightly moved position (so every refresh has something new to send)."""
+    import threading
+
+    import numpy as np
+    import pandas as pd
+
+    from services import cases as cs
+
+    stop = threading.Event()
+    done = {"cases": 0, "positions": 0}
+
+    def run() -> None:
+        store = open_store(db)
+        rng = np.random.default_rng(1)
+        grids = store.read("grids", columns=["code"]).geometry.representative_point()
+        cats = store.read("case_categories", columns=["code"], geometry=False)["code"].astype(str).tolist()
+        try:
+            while not stop.wait(every_s):
+                g = grids.iloc[int(rng.integers(len(grids)))]
+                cs.create_case(store, cs.NewCase(category=cats[int(rng.integers(len(cats)))], lon=g.x, lat=g.y,
+                                                 description="大屏压力测试"))  # fmt: skip
+                latest = store.read("latest_positions", limit=20_000)
+                pick = latest.sample(n=min(500, len(latest)), random_state=int(rng.integers(1 << 30)))
+                moved = pick.assign(ts=pd.Timestamp.now(tz="UTC"), received_at=pd.Timestamp.now(tz="UTC"))
+                moved = moved.set_geometry(moved.geometry.translate(xoff=rng.normal(0, 1e-4), yoff=rng.normal(0, 1e-4)))
+                store.write("latest_positions", moved, mode="upsert")
+                done["cases"] += 1
+                done["positions"] += len(moved)
+        finally:
+            store.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        t.join(timeout=60)
+
+
 def soak(db: str, refresh: int, minutes: int, log: Path) -> dict[str, Any]:
     samples = []
-    with console(db, log) as (base, pid), page(base, refresh) as (pg, cdp, got, _load):
+    with console(db, log) as (base, pid), page(base, refresh) as (pg, cdp, got, _load), churn(db) as done:
         t0 = time.monotonic()
         for minute in range(minutes + 1):
             if minute:
                 pg.wait_for_timeout(max(0.0, t0 + 60 * minute - time.monotonic()) * 1000)
+            cdp.send("HeapProfiler.collectGarbage")  # live objects only, not garbage not yet collected
             heap = cdp.send("Runtime.getHeapUsage")
             dom = cdp.send("Memory.getDOMCounters")
             samples.append({"minute": minute, "server_rss_mb": round(_rss_mb(pid), 1),
                             "js_heap_mb": round(heap["usedSize"] / 2**20, 1), "dom_nodes": dom["nodes"],
-                            "ws_mb": round(got["bytes"] * 3 / 4 / 2**20, 1)})  # fmt: skip
+                            "ws_mb": round(got["bytes"] * 3 / 4 / 2**20, 1), "cases_made": done["cases"],
+                            "kpi_open": pg.evaluate("() => (document.querySelector('[data-kpi=open]') || {}).textContent")})  # fmt: skip
             print(samples[-1], flush=True)
     first = samples[1 : 11] or samples
     last = samples[-10:]

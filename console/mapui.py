@@ -19,7 +19,7 @@ from console import state
 from console.i18n import labels, t
 from geo.crs import from_wgs84, gcj02_to_wgs84
 from geo.lod import view_bbox
-from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift
+from layers.basemap import BasemapConfig, build_base_map, needs_gcj02_shift, with_release
 from layers.context import build_context_layer
 from layers.grids import build_grids_layer
 from layers.units import build_units_layer
@@ -104,7 +104,7 @@ def show_overview_map(
         key=key,
         height=height,
         use_container_width=True,
-        feature_group_to_add=overlay_groups(data, lang),
+        feature_group_to_add=with_release(overlay_groups(data, lang)),
         returned_objects=["bounds", "zoom"],
     )
     cols = st.columns(3)

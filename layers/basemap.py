@@ -27,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from layers.offline import add_icon_image_path
 
-__all__ = ["DEFAULT_BACKGROUND", "BasemapConfig", "BasemapKind", "build_base_map", "needs_gcj02_shift"]
+__all__ = [
+    "DEFAULT_BACKGROUND",
+    "BasemapConfig",
+    "BasemapKind",
+    "build_base_map",
+    "needs_gcj02_shift",
+    "release_previous_overlays",
+    "with_release",
+]
 
 BasemapKind = Literal["none", "xyz", "gcj02"]
 DEFAULT_BACKGROUND = "#f2f1ec"
@@ -178,3 +186,41 @@ def build_base_map(
             control=False,
         ).add_to(m)
     return m
+
+
+class _ReleaseOverlays(MacroElement):
+    """``window.feature_group = []`` before the new overlays are added (see
+    :func:`release_previous_overlays`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        window.feature_group = [];
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "ReleaseOverlays"
+
+
+def release_previous_overlays() -> folium.FeatureGroup:
+    """An empty overlay to send first in ``feature_group_to_add``: it lets the browser free the
+    overlays of earlier reruns.
+
+    streamlit-folium (0.27) removes the previous overlays from the map before adding the new ones
+    but keeps every one of them in ``window.feature_group`` forever (its issue #247), so a map
+    whose overlays are re-sent every few seconds (the big screen, the live staff layer) grows its
+    JavaScript heap by the size of its overlays on every refresh. The old ones are already off the
+    map when this runs, so emptying the list releases them.
+    """
+    group = folium.FeatureGroup(name="release_previous_overlays", control=False)
+    group.add_child(_ReleaseOverlays())
+    return group
+
+
+def with_release(groups: list[folium.FeatureGroup]) -> list[folium.FeatureGroup]:
+    """``groups`` with :func:`release_previous_overlays` first: what every ``st_folium`` call
+    passes as ``feature_group_to_add``."""
+    return [release_previous_overlays(), *groups]

@@ -18,7 +18,7 @@ from streamlit_folium import st_folium
 from console import bigscreenui as ui
 from console import state
 from console.i18n import labels, t
-from layers.basemap import build_base_map
+from layers.basemap import build_base_map, with_release
 from layers.bigscreen import build_districts_layer, build_flash_layer, build_staff_dots_layer
 from layers.cameras import build_camera_counts_layer, build_cameras_layer
 from layers.cases import CLICK_RETURNED_OBJECTS, build_case_counts_layer
@@ -91,7 +91,7 @@ def live_map() -> None:
     zoom = zoom_to_fit(m.bounds, width_px=1150, height_px=MAP_HEIGHT)
     centre = ((m.bounds[1] + m.bounds[3]) / 2, (m.bounds[0] + m.bounds[2]) / 2)
     base = build_base_map(config=dark, center=summary.center, zoom=summary.zoom)
-    result = st_folium(base, key=MAP_KEY, height=MAP_HEIGHT, use_container_width=True, feature_group_to_add=groups,
+    result = st_folium(base, key=MAP_KEY, height=MAP_HEIGHT, use_container_width=True, feature_group_to_add=with_release(groups),
                        center=centre, zoom=zoom, returned_objects=list(CLICK_RETURNED_OBJECTS)) or {}  # fmt: skip
     count = int(result.get("last_object_clicked_count") or 0)
     seen = st.session_state.setdefault("_big_clicks", count)

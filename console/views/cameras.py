@@ -14,7 +14,7 @@ from streamlit_folium import st_folium
 from console import camerasui, casesui, state
 from console.i18n import labels, t
 from console.mapui import display_frame, initial_view, view_from_state
-from layers.basemap import build_base_map, needs_gcj02_shift
+from layers.basemap import build_base_map, needs_gcj02_shift, with_release
 from layers.cameras import build_camera_counts_layer, build_cameras_layer, camera_from_click
 from layers.cases import CLICK_RETURNED_OBJECTS
 from layers.coverage import build_blind_spots_layer, build_coverage_layer, build_suggestions_layer
@@ -59,7 +59,7 @@ with tab_map:
             sectors = display_frame(cv.sectors, shifted) if cv.sectors is not None else None
             groups = [build_cameras_layer(shown, labels=L, sectors=sectors, selected=selected)]
         base = build_base_map(config=config, center=summary.center, zoom=summary.zoom)
-        result = st_folium(base, key=MAP_KEY, height=600, use_container_width=True, feature_group_to_add=groups,
+        result = st_folium(base, key=MAP_KEY, height=600, use_container_width=True, feature_group_to_add=with_release(groups),
                            returned_objects=[*CLICK_RETURNED_OBJECTS, "bounds", "zoom"]) or {}  # fmt: skip
         seen = st.session_state.setdefault("_cameras_seen", 0)
         count = int(result.get("last_object_clicked_count") or 0)
@@ -156,7 +156,7 @@ with tab_cov:
                 display_frame(areas, shifted).union_all(), width_px=1100, height_px=480
             )
             cov_base = build_base_map(config=config, center=centre, zoom=zoom)
-            st_folium(cov_base, key=f"cov_map_{code}", height=480, use_container_width=True, feature_group_to_add=groups,
+            st_folium(cov_base, key=f"cov_map_{code}", height=480, use_container_width=True, feature_group_to_add=with_release(groups),
                       returned_objects=[])  # fmt: skip
             st.caption(
                 t(

@@ -12,7 +12,7 @@ from streamlit_folium import st_folium
 from console import camerasui, casesui, state
 from console.i18n import labels, t
 from console.mapui import display_frame, initial_view, unshift_click, view_from_state
-from layers.basemap import build_base_map, needs_gcj02_shift
+from layers.basemap import build_base_map, needs_gcj02_shift, with_release
 from layers.cameras import build_seeing_layer
 from layers.cases import (
     CLICK_RETURNED_OBJECTS,
@@ -122,7 +122,7 @@ with tab_map:
         if board.counts is None:
             groups.append(build_cases_layer(shown, labels=L, tz=tz, selected=selected))
         base = build_base_map(config=config, center=summary.center, zoom=summary.zoom)
-        result = st_folium(base, key=MAP_KEY, height=640, use_container_width=True, feature_group_to_add=groups,
+        result = st_folium(base, key=MAP_KEY, height=640, use_container_width=True, feature_group_to_add=with_release(groups),
                            returned_objects=[*CLICK_RETURNED_OBJECTS, "last_clicked", "bounds", "zoom"]) or {}  # fmt: skip
         # A click on a marker bumps last_object_clicked_count (and also moves last_clicked, which is
         # swallowed); a click on the empty map moves only last_clicked: "create a case here".

@@ -13,7 +13,7 @@ from streamlit_folium import st_folium
 
 from console import planui, state
 from console.i18n import labels, t
-from layers.basemap import build_base_map
+from layers.basemap import build_base_map, with_release
 from layers.context import build_context_layer
 from layers.planning import (
     add_draw_tools,
@@ -138,7 +138,7 @@ with tab_edit:
             ]
             map_key = f"plan_map_{d.id}"
             result = st_folium(
-                base, key=map_key, height=620, use_container_width=True, feature_group_to_add=overlays,
+                base, key=map_key, height=620, use_container_width=True, feature_group_to_add=with_release(overlays),
                 returned_objects=["last_object_clicked", "last_clicked", "last_active_drawing"],
             )
         click = planui.new_click(result, key=map_key)
@@ -281,7 +281,7 @@ with tab_versions:
             centre, zoom = planning.map_view(diff.geometry.union_all(), width_px=1100, height_px=420)
             dmap = build_base_map(config=state.basemap(), center=centre, zoom=zoom)
             st_folium(dmap, key=f"plan_diff_{unit_code}", height=420, use_container_width=True,
-                      feature_group_to_add=[build_diff_layer(diff, labels=L)], returned_objects=[])
+                      feature_group_to_add=with_release([build_diff_layer(diff, labels=L)]), returned_objects=[])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"grids-{unit_code}-v{int(new)}{fmt}"
             planning.export_version(store, unit_code, int(new), path)

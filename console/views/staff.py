@@ -13,7 +13,7 @@ from streamlit_folium import st_folium
 from console import state
 from console.i18n import labels, t
 from console.mapui import initial_view, view_from_state
-from layers.basemap import build_base_map
+from layers.basemap import build_base_map, with_release
 from layers.replay import build_replay_control
 from layers.staff import (
     build_coverage_layer,
@@ -78,7 +78,7 @@ with tab_live:
             key="staff_live_map",
             height=600,
             use_container_width=True,
-            feature_group_to_add=[layer],
+            feature_group_to_add=with_release([layer]),
             returned_objects=["bounds", "zoom"],
         )
         now = pd.Timestamp.now(tz="UTC").tz_convert(tz).strftime("%H:%M:%S")

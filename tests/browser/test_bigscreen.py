@@ -137,6 +137,11 @@ def test_the_whole_screen_at_1920x1080_live_without_remount(stack: dict[str, Any
         # a few more refreshes: the same map object all along
         pg.wait_for_timeout(3 * REFRESH_S * 1000)
         assert frame.evaluate("(k) => window[k] && window[k].__gcMark", key) == 42
+        # the overlays of earlier refreshes are released, not kept (streamlit-folium keeps every
+        # one in window.feature_group unless layers.basemap.release_previous_overlays empties it)
+        held = frame.evaluate("() => window.feature_group.length")
+        on_map = frame.evaluate("(k) => window.feature_group.filter(g => window[k].hasLayer(g)).length", key)
+        assert held == on_map, (held, on_map)
         assert blocked == [], f"requests left the machine: {blocked[:5]}"
         bad = [f for f in failed if "/_stcore/" not in f and "ERR_ABORTED" not in f]
         assert bad == [], bad[:5]

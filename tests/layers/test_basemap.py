@@ -190,3 +190,18 @@ def test_base_map_with_plugins_loads_nothing_external(local_assets: None) -> Non
         assert (vendor / url[len(offline.DEFAULT_BASE_URL) + 1 :]).is_file(), url
     # the image path is set before any marker is created
     assert html.index("L.Icon.Default.imagePath") < html.index("L.marker(")
+
+
+def test_release_previous_overlays_comes_first_and_empties_the_list() -> None:
+    import folium
+    from streamlit_folium import _get_feature_group_string
+
+    from layers.basemap import BasemapConfig, build_base_map, release_previous_overlays, with_release
+
+    overlay = folium.FeatureGroup(name="cases")
+    groups = with_release([overlay])
+    assert groups[1] is overlay and len(groups) == 2
+    m = build_base_map(config=BasemapConfig(), center=(42.29, 123.84), zoom=12)
+    js = _get_feature_group_string(release_previous_overlays(), m, 0)
+    # the list is emptied before this group (and every later one) is pushed onto it
+    assert js.index("window.feature_group = [];") < js.index("window.feature_group.push(")
