@@ -46,7 +46,7 @@ from services.ingest import (
     parse_traccar_json,
 )
 from store import open_store
-from store.base import Store
+from store.base import Store, StoreError
 
 log = logging.getLogger("gridconsole.api")
 
@@ -314,9 +314,13 @@ def create_app(
         )
 
     @app.get("/api/health", summary="Liveness and the store behind the API")
-    def health() -> dict[str, Any]:
+    def health() -> Any:
         st: Store = state["store"]
-        return {"status": "ok", "store": st.dialect, "schema": st.schema_version()}
+        try:
+            return {"status": "ok", "store": st.dialect, "schema": st.schema_version()}
+        except StoreError as e:  # the process is alive, its database is not: 503, say why
+            return JSONResponse({"status": "unavailable", "store": st.dialect, "detail": str(e)[:300]},
+                                status_code=503, headers={"Retry-After": "5"})  # fmt: skip
 
     @app.get("/api/status", summary="Ingest counters and the most recent refusals")
     def status() -> dict[str, Any]:

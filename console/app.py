@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 from console import state  # noqa: E402
 from console.i18n import LANGS, t  # noqa: E402
+from store.base import StoreError  # noqa: E402
 
 # A local favicon: a material-icon favicon would be fetched from the internet.
 st.set_page_config(page_title="网格化服务管理指挥平台", page_icon=str(Path(__file__).parent / "favicon.svg"), layout="wide")
@@ -44,4 +45,7 @@ nav = st.navigation(
         st.Page(PAGES / "settings.py", title=t("page.settings", lang), icon=":material/settings:", url_path="settings"),
     ]
 )
-nav.run()
+try:
+    nav.run()
+except StoreError as exc:  # the database went away while the page ran: a banner, not a traceback
+    state.database_down(exc, lang)

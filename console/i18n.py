@@ -18,7 +18,9 @@ TEXT: dict[str, tuple[str, str]] = {
         "数据库中还没有网格数据。请运行 `gridconsole demo --size small` 生成演示城市，或导入边界文件。",
         "The database holds no grids yet. Run `gridconsole demo --size small` to generate the demo city, or import boundaries.",
     ),
-    "app.db_error": ("数据库不可用：{error}", "The database is not available: {error}"),
+    "app.db_error": ("数据库暂时不可用，恢复后页面会自动刷新。（{error}）",
+                     "The database is unavailable for now; this page comes back by itself when it is. ({error})"),
+    "app.db_retrying": ("每 {s} 秒检查一次数据库……", "Checking the database every {s} s…"),
     # pages
     "page.map": ("网格地图", "Grid map"),
     "page.bigscreen": ("指挥大屏", "Big screen"),

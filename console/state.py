@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +16,7 @@ from layers.offline import use_local_assets
 from services import mapview, planning, settings, tracks
 from services.overview import CitySummary, city_summary
 from store import Store, open_store
+from store.base import StoreError
 
 
 def database_url() -> str | None:
@@ -103,12 +107,55 @@ def store_and_city() -> tuple[Store, CitySummary]:
         store = get_store()
         summary = city_summary(store, stats=stats())
     except Exception as exc:  # the database is down or unreachable: say so, do not crash
-        st.error(t("app.db_error", lang_, error=exc))
+        database_down(exc, lang_)
         st.stop()
     if summary is None:
         st.warning(t("app.no_data", lang_))
         st.stop()
     return store, summary
+
+
+DB_RETRY_S = 5
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """For a live fragment (``@st.fragment(run_every=...)`` above ``@state.guarded``): a database
+    error during one refresh shows a warning in its place instead of a traceback; the next
+    refresh tries again, so the fragment comes back by itself."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StoreError as exc:
+            st.warning(t("app.db_error", lang(), error=str(exc)[:300]))
+            return None
+
+    return cast(F, run)
+
+
+def database_ok() -> bool:
+    """True when the database answers (a store that lost its connection reconnects here)."""
+    try:
+        get_store().schema_version()
+    except Exception:
+        return False
+    return True
+
+
+def database_down(exc: BaseException, lang_: str) -> None:
+    """The banner for a database that is down or unreachable (no traceback), and a check every
+    DB_RETRY_S seconds that reruns the page by itself once the database answers again."""
+    st.error(t("app.db_error", lang_, error=str(exc)[:300]))
+
+    @st.fragment(run_every=DB_RETRY_S)
+    def _retry() -> None:
+        if database_ok():
+            st.rerun()
+        st.caption(t("app.db_retrying", lang_, s=DB_RETRY_S))
+
+    _retry()
 
 
 @st.cache_data(ttl=60, show_spinner=False)

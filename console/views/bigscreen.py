@@ -60,6 +60,7 @@ def _where(county: str | None) -> str:
 
 
 @st.fragment(run_every=opts.refresh_s)
+@state.guarded
 def headline() -> None:
     county = st.session_state.get(DISTRICT)
     now = pd.Timestamp.now(tz="UTC")
@@ -70,6 +71,7 @@ def headline() -> None:
 
 
 @st.fragment(run_every=opts.refresh_s)
+@state.guarded
 def live_map() -> None:
     county = st.session_state.get(DISTRICT)
     if opts.tour_s and time.monotonic() - st.session_state.get("_big_tour_at", 0.0) >= opts.tour_s:
@@ -111,6 +113,7 @@ def live_map() -> None:
 
 
 @st.fragment(run_every=opts.refresh_s)
+@state.guarded
 def live_ticker() -> None:
     county = st.session_state.get(DISTRICT)
     st.markdown(f'<div class="gc-panel-title">{t("big.ticker", lang)}</div>', unsafe_allow_html=True)
@@ -119,6 +122,7 @@ def live_ticker() -> None:
 
 
 @st.fragment(run_every=60)
+@state.guarded
 def side_charts() -> None:
     c = _charts(store.url, st.session_state.get(DISTRICT), lang)
     st.altair_chart(ui.bar_chart(c.by_category.head(8), label="name", value="n", title=t("big.by_category", lang),
@@ -131,6 +135,7 @@ def side_charts() -> None:
 
 
 @st.fragment(run_every=60)
+@state.guarded
 def bottom_charts() -> None:
     c = _charts(store.url, st.session_state.get(DISTRICT), lang)
     a, b, d = st.columns([2, 3, 3])

@@ -55,6 +55,7 @@ with tab_live:
     st.caption(t("staff.phone_url", lang, url=api_url))
 
     @st.fragment(run_every=REFRESH_S if auto else None)
+    @state.guarded
     def live_map() -> None:
         view = view_from_state(
             st.session_state.get("staff_live_map"),
