@@ -390,6 +390,8 @@ def _cases(dialect: Dialect) -> list[str]:
     return out
 
 
+_ACCESS_TABLES = ("users", "user_sessions", "api_tokens", "audit_log")
+
 # Issue 7: indexes on cases for the big screen (declared in schema.py too, so a fresh database
 # gets them from migration 1/4 and this one finds them there).
 _BIGSCREEN_INDEXES = (("reported_at", "state"), ("closed_at", "satisfaction"), ("escalated_at",))
@@ -440,6 +442,12 @@ MIGRATIONS: list[Migration] = [
         6,
         "indexes for the big screen's counts: cases by report time and state, by closing time and rating, by escalation time",
         lambda dialect: _new_indexes("cases", _BIGSCREEN_INDEXES),
+    ),
+    Migration(
+        7,
+        "users with roles and jurisdictions, sessions, API tokens, the append-only audit log",
+        lambda dialect: [sql for name in _ACCESS_TABLES for sql in create_table_sql(schema.table(name), dialect)],
+        adds_tables=_ACCESS_TABLES,
     ),
 ]
 

@@ -580,6 +580,61 @@ TABLES: dict[str, Table] = {
                 C("value", "text"),
             ),
         ),
+        # ---- issue 8: who may do what, where; what they did ----
+        Table(
+            "users",
+            (
+                C("username", "text", primary_key=True),
+                C("display_name", "text"),
+                C("role", "text", not_null=True),  # services.auth.ROLES
+                C("unit_code", "text", not_null=True),  # jurisdiction: the city, a district, a street, a community
+                C("password_hash", "text"),  # scrypt$n$r$p$salt$hash (None: may not sign in with a password)
+                C("active", "bool", not_null=True),
+                C("created_at", "timestamp", not_null=True),
+                C("password_changed_at", "timestamp"),
+            ),
+        ),
+        Table(
+            "user_sessions",
+            (
+                C("token_hash", "text", primary_key=True),  # sha256 of the session token (the token is never stored)
+                C("username", "text", not_null=True),
+                C("created_at", "timestamp", not_null=True),
+                C("expires_at", "timestamp", not_null=True),
+                C("last_seen_at", "timestamp"),
+                C("client", "text"),  # where from (an address)
+            ),
+            indexes=(("username",), ("expires_at",)),
+        ),
+        Table(
+            "api_tokens",
+            (
+                C("token_hash", "text", primary_key=True),
+                C("name", "text", not_null=True),
+                C("role", "text", not_null=True),
+                C("unit_code", "text", not_null=True),
+                C("username", "text"),  # whose token, if a person's
+                C("created_at", "timestamp", not_null=True),
+                C("expires_at", "timestamp"),
+                C("revoked_at", "timestamp"),
+            ),
+        ),
+        Table(
+            "audit_log",
+            (
+                C("id", "bigint", primary_key=True, autoincrement=True),
+                C("ts", "timestamp", not_null=True),
+                C("actor", "text", not_null=True),
+                C("role", "text"),
+                C("unit_code", "text"),
+                C("action", "text", not_null=True),  # e.g. case.assign, export.cases, user.create, signin.failed
+                C("target", "text"),
+                C("detail", "text"),
+                C("client", "text"),
+            ),
+            indexes=(("ts",), ("actor", "ts")),
+            append_only=True,
+        ),
     )
 }
 

@@ -262,6 +262,52 @@ def samples() -> dict[str, pd.DataFrame]:
             {"code": ["211202001001001"], "length_m": [120.0], "computed_at": [T0]},
             [MultiLineString([[at(0, 0), at(120, 0)]])],
         ),
+        "users": pd.DataFrame(
+            {
+                "username": ["li.dispatch", "wang<b>"],
+                "display_name": ["李调度", None],
+                "role": ["dispatcher", "grid_worker"],
+                "unit_code": ["211202", "211202001001"],
+                "password_hash": ["scrypt$16384$8$1$c2FsdA$aGFzaA", None],
+                "active": [True, False],
+                "created_at": [T0, T0],
+                "password_changed_at": [T0, None],
+            }
+        ),
+        "user_sessions": pd.DataFrame(
+            {
+                "token_hash": ["a" * 64],
+                "username": ["li.dispatch"],
+                "created_at": [T0],
+                "expires_at": [T0 + pd.Timedelta(hours=8)],
+                "last_seen_at": [T0],
+                "client": ["10.0.0.8"],
+            }
+        ),
+        "api_tokens": pd.DataFrame(
+            {
+                "token_hash": ["b" * 64],
+                "name": ["media-gateway"],
+                "role": ["viewer"],
+                "unit_code": ["211200"],
+                "username": [None],
+                "created_at": [T0],
+                "expires_at": [None],
+                "revoked_at": [None],
+            }
+        ),
+        "audit_log": pd.DataFrame(
+            {
+                "ts": [T0, T0],
+                "actor": ["root", "li.dispatch"],
+                "role": ["admin", None],
+                "unit_code": ["211200", None],
+                "action": ["user.create", "signin.failed"],
+                "target": ["li.dispatch", None],
+                "detail": ["role=dispatcher unit=211202", "'; DROP TABLE users; --"],
+                "client": [None, "10.9.9.9"],
+            }
+        ),
         "departments": pd.DataFrame(
             {
                 "code": ["urban_management", "housing<b>"],
