@@ -130,6 +130,8 @@ def _number(v: Any, name: str, *, required: bool = False) -> float | None:
         raise Rejected(f"the field {name!r} must be a number, got a boolean", status=400)
     try:
         x = float(v)
+    except OverflowError:  # an integer beyond float range (JSON allows any number of digits)
+        x = math.inf
     except (TypeError, ValueError):
         raise Rejected(f"the field {name!r} must be a number, got {str(v)[:40]!r}", status=400) from None
     if not math.isfinite(x):
@@ -169,6 +171,8 @@ def parse_time(v: Any) -> pd.Timestamp:
     num: float | None
     try:
         num = float(v)
+    except OverflowError:  # an integer beyond float range (JSON allows any number of digits)
+        raise Rejected("the timestamp is not a time (a number beyond any date)", status=422) from None
     except (TypeError, ValueError):
         num = None
     try:
