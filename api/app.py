@@ -248,7 +248,7 @@ def create_app(
             if ctype == "application/json" or (raw[:1] == b"{" and not ctype.startswith("application/x-www")):
                 try:
                     body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     e = Rejected("the body is not valid JSON", status=400)
                     state["ingestor"].reject(e, remote=remote)
                     return _refused(e)
@@ -279,7 +279,7 @@ def create_app(
         ing: Ingestor = state["ingestor"]
         try:
             body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             e = Rejected("the body is not valid JSON", status=400)
             ing.reject(e, remote=remote)
             return _refused(e)

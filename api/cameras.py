@@ -10,17 +10,20 @@ media gateway, stored coverage.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.cases import _records
-from api.deps import StoreDep
+from api.cases import NO_CONTROL, _records
+from api.deps import Int64Path, Int64Query, StoreDep
 from services import cameras as cams
 
 router = APIRouter(tags=["cameras"])
+
+NO_CONTROL_CHAR = r"[\x00-\x1f\x7f]"
 
 
 def _error(e: cams.CameraError) -> JSONResponse:
@@ -36,7 +39,7 @@ def seeing(
     store: StoreDep,
     lon: float | None = None,
     lat: float | None = None,
-    case_id: int | None = None,
+    case_id: Int64Query = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSONResponse:
     try:
@@ -53,7 +56,7 @@ def seeing(
 
 @router.get("/api/cases/{case_id}/cameras", summary="Cameras that see a case")
 def case_cameras(
-    case_id: int, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    case_id: Int64Path, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> JSONResponse:
     try:
         target, table = cams.seeing_case(store, case_id, limit=limit)
@@ -68,7 +71,7 @@ class Status(BaseModel):
 
 
 class StatusItem(Status):
-    id: str = Field(min_length=1, max_length=40)
+    id: str = Field(min_length=1, max_length=40, pattern=NO_CONTROL)
 
 
 class StatusBatch(BaseModel):
@@ -78,6 +81,8 @@ class StatusBatch(BaseModel):
 
 @router.put("/api/cameras/{camera_id}/status", summary="Online/offline of one camera (media gateway)")
 def put_status(camera_id: str, body: Status, store: StoreDep) -> JSONResponse:
+    if not camera_id or len(camera_id) > 40 or re.search(NO_CONTROL_CHAR, camera_id):
+        return JSONResponse({"detail": f"there is no camera {camera_id[:60]!r}"}, status_code=404)
     out = cams.set_status(store, [(camera_id, body.online)])
     if out["unknown"]:
         return JSONResponse({"detail": f"there is no camera {camera_id!r}"}, status_code=404)

@@ -25,13 +25,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import StoreDep
+from api.deps import Int64, Int64Path, StoreDep
 from services import cases as cs
 from services import dispatch
 from store.base import Store
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"  # identifiers: no NUL or other control characters
 STATUS = {"not_found": 404, "conflict": 409, "bad_state": 409}
 
 
@@ -81,31 +82,31 @@ class Report(BaseModel):
     """A grid worker's report from the phone."""
 
     model_config = ConfigDict(extra="forbid")
-    device_id: str = Field(min_length=1, max_length=100)
+    device_id: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL)
     category: str = Field(min_length=1, max_length=100)
     lat: float
     lon: float
     description: str | None = None
     address: str | None = None
     photo_urls: list[str] = Field(default_factory=list)
-    urgency: int | None = None
+    urgency: Int64 | None = None
     reported_at: str | None = None
 
 
 class Assign(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    staff_id: int
-    expected_rev: int | None = None
+    staff_id: Int64
+    expected_rev: Int64 | None = None
     actor: str = Field(default="dispatcher", min_length=1, max_length=100)
 
 
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expected_rev: int | None = None
+    expected_rev: Int64 | None = None
     actor: str = Field(default="dispatcher", min_length=1, max_length=100)
     note: str | None = None
-    staff_id: int | None = None
-    satisfaction: int | None = None
+    staff_id: Int64 | None = None
+    satisfaction: Int64 | None = None
     kind: str | None = None
 
 
@@ -126,7 +127,7 @@ class Respond(BaseModel):
 class Bulk(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: str = Field(default="assign", pattern="^(assign|unassign)$")
-    pairs: list[tuple[int, int | None]] = Field(min_length=1, max_length=500)
+    pairs: list[tuple[Int64, Int64 | None]] = Field(min_length=1, max_length=500)
     actor: str = Field(default="dispatcher", min_length=1, max_length=100)
 
 
@@ -192,7 +193,7 @@ def list_cases(
 
 
 @router.get("/{case_id}", summary="One case and its timeline")
-def one(case_id: int, store: StoreDep) -> JSONResponse:
+def one(case_id: Int64Path, store: StoreDep) -> JSONResponse:
     try:
         case = cs.get_case(store, case_id)
     except cs.CaseError as e:
@@ -202,7 +203,7 @@ def one(case_id: int, store: StoreDep) -> JSONResponse:
 
 @router.get("/{case_id}/candidates", summary="Staff ranked for the case")
 def candidates(
-    case_id: int,
+    case_id: Int64Path,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     roads: bool = True,
@@ -225,7 +226,7 @@ def candidates(
 
 
 @router.post("/{case_id}/assign", summary="Assign (dispatch) or reassign the case")
-def assign(case_id: int, body: Assign, store: StoreDep) -> JSONResponse:
+def assign(case_id: Int64Path, body: Assign, store: StoreDep) -> JSONResponse:
     try:
         case = cs.assign(store, case_id, body.staff_id, actor=_actor(body.actor), expected_rev=body.expected_rev)
     except cs.CaseError as e:
@@ -234,12 +235,12 @@ def assign(case_id: int, body: Assign, store: StoreDep) -> JSONResponse:
 
 
 @router.post("/{case_id}/unassign", summary="Take the case back from its assignee")
-def unassign(case_id: int, body: Action, store: StoreDep) -> JSONResponse:
+def unassign(case_id: Int64Path, body: Action, store: StoreDep) -> JSONResponse:
     return _act(store, case_id, "unassign", body)
 
 
 @router.post("/{case_id}/actions/{action}", summary="A step of the closed loop")
-def action(case_id: int, action: str, body: Action, store: StoreDep) -> JSONResponse:
+def action(case_id: Int64Path, action: str, body: Action, store: StoreDep) -> JSONResponse:
     if action not in cs.ACTIONS:
         return JSONResponse({"detail": f"unknown action {action!r}; one of {', '.join(cs.ACTIONS)}"}, status_code=404)
     return _act(store, case_id, action, body)
@@ -264,7 +265,7 @@ def _act(store: Store, case_id: int, action: str, body: Action) -> JSONResponse:
 
 
 @router.post("/{case_id}/summon", summary="Summon departments to report (吹哨报到)")
-def summon(case_id: int, body: Summon, store: StoreDep) -> JSONResponse:
+def summon(case_id: Int64Path, body: Summon, store: StoreDep) -> JSONResponse:
     try:
         case = cs.summon(store, case_id, body.departments, actor=_actor(body.actor), due_hours=body.due_hours,
                          note=body.note)  # fmt: skip
@@ -274,7 +275,7 @@ def summon(case_id: int, body: Summon, store: StoreDep) -> JSONResponse:
 
 
 @router.post("/{case_id}/departments/{department}/{step}", summary="A summoned department accepts or reports back")
-def respond(case_id: int, department: str, step: str, body: Respond, store: StoreDep) -> JSONResponse:
+def respond(case_id: Int64Path, department: str, step: str, body: Respond, store: StoreDep) -> JSONResponse:
     if step not in ("accept", "report"):
         return JSONResponse({"detail": "step is accept or report"}, status_code=404)
     try:

@@ -243,7 +243,7 @@ async def _fields(request: Request, raw: bytes) -> Params:
     if ctype == "application/json" or (not ctype and raw.lstrip()[:1] == b"{"):
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise o3.Open311Error(400, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise o3.Open311Error(400, "the JSON body must be an object of fields")
