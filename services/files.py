@@ -618,9 +618,21 @@ def _read_csv(path: Path, kind: _Kind) -> _Raw:
     if counts[","] == 0 and max(counts.values()) > 0:
         delimiter = max(counts, key=lambda d: counts[d])
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, sep=delimiter, skipinitialspace=False
-        )
+        # index_col=False: when the first data row has more fields than the header, pandas would
+        # otherwise silently use the surplus leading columns as the index and shift every value
+        # one column to the right (ids read from the name column); it warns instead, and the
+        # warning is made an error below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text), dtype=str, keep_default_na=False, sep=delimiter, skipinitialspace=False,
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise _Unreadable(
+            f"could not read {path.name} as CSV: a row has more fields than the header has columns "
+            "(a stray delimiter, or a value with a comma that is not quoted)"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as exc:
         raise _Unreadable(f"could not read {path.name} as CSV: {exc}") from None
     # spreadsheets leave empty trailing columns behind ("Unnamed: 7"): drop them quietly

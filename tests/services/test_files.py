@@ -506,7 +506,7 @@ def test_wrong_geometry_type(store: Any, tmp_path: Path) -> None:
 
 def test_bad_wkt(store: Any, tmp_path: Path) -> None:
     path = tmp_path / "g.csv"
-    path.write_text("code,name,wkt\n211202001001001,一,POLYGON ((1 2, 3\n")
+    path.write_text('code,name,wkt\n211202001001001,一,"POLYGON ((1 2, 3"\n')  # quoted: a WKT has commas
     assert_rejected(store, "grids", path, "not valid WKT", crs="wgs84")
 
 
