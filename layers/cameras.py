@@ -52,6 +52,7 @@ from layers.cases import (
     _points,
     clicked_latlng,
     distance_text,
+    share_bubbles,
     unit_from_click,
 )
 from layers.staff import _GroupScript, _num, _round6, _swatch, _valid
@@ -360,39 +361,6 @@ def build_cameras_layer(
 # Cameras per unit (zoomed-out view)
 # ---------------------------------------------------------------------------
 
-# D: L labels, oc online colour, fc offline colour, zc empty colour, per unit y, x, k code,
-# n name, t cameras, o online, r radius (px).
-_COUNTS_JS = (
-    """
-function tip(m) {
-    var i = m.gcI;
-    return '<div class="gc-cam-count-tip"><b>' + D.n[i] + "</b><br>" + D.L.cameras + ": " + D.t[i]
-        + "<br>" + D.L.online + ": " + D.o[i] + "</div>";
-}
-"""
-    + _LAZY_JS
-    + """
-var bubbles = [];
-for (var i = 0; i < D.y.length; i++) {
-    var r = D.r[i], w = 2 * r, t = D.t[i], p = t > 0 ? Math.round(100 * Math.min(D.o[i], t) / t) : 0;
-    var bg = t > 0 ? "conic-gradient(" + D.oc + " 0 " + p + "%," + D.fc + " " + p + "% 100%)" : D.zc;
-    var m = L.marker([D.y[i], D.x[i]], {keyboard: false, icon: L.divIcon({
-        className: "gc-cam-count", iconSize: [w, w], iconAnchor: [r - D.dx, r - D.dy],
-        html: '<div style="box-sizing:border-box;width:' + w + "px;height:" + w + "px;border-radius:50%;"
-            + "border:2px solid #fff;box-shadow:0 1px 3px rgba(0,0,0,.4);background:" + bg + ";"
-            + "color:#fff;font:600 11px/" + (w - 4) + 'px sans-serif;text-align:center;text-shadow:0 0 2px #000">'
-            + t + "</div>"})});
-    m.gcUnit = D.k[i];
-    m.gcI = i;
-    m.on("mouseover click", lazy);
-    m.bindTooltip(tip, {sticky: true});
-    bubbles.push(m);
-}
-fg.addLayer(L.layerGroup(bubbles));
-"""
-)
-
-
 def build_camera_counts_layer(
     counts: gpd.GeoDataFrame,
     *,
@@ -402,40 +370,26 @@ def build_camera_counts_layer(
     max_radius: float = 30.0,
     offset_px: tuple[int, int] = (0, 0),
 ) -> folium.FeatureGroup:
-    """Cameras per unit for the city zoom: one bubble per unit at its point (polygons at their
-    representative point), its area proportional to the camera count (radius ∝ sqrt(cameras),
-    ``min_radius``..``max_radius`` px), a green slice for the online share over grey, the count
-    inside, a tooltip with name, cameras and online. ``offset_px`` (right, down) moves the bubbles
-    off the point, so they sit beside another layer's bubble for the same unit.
+    """Cameras per unit for the city zoom (``layers.cases.share_bubbles``): sized by the camera
+    count, a green slice for the online share over grey, the count inside, a tooltip with name,
+    cameras and online. ``offset_px`` (right, down) moves the bubbles off the point, so they sit
+    beside another layer's bubble for the same unit.
 
     ``counts`` needs code, name, cameras, online. Labels: CAMERA_COUNTS_LABEL_KEYS. Each bubble
     carries ``gcUnit`` (the code); ``unit_from_click`` maps a click back to it.
     """
-    group = folium.FeatureGroup(name=name if name is not None else "camera_counts")
-    rows = _valid(counts)
-    if len(rows) == 0:
-        return group
-    totals = [max(0, _int(v)) for v in _col(rows, "cameras", 0)]
-    online = [min(max(0, _int(v)), t) for v, t in zip(_col(rows, "online", 0), totals, strict=True)]
-    biggest = max(max(totals), 1)
-    ys, xs = _points(rows)
-    payload = {
-        "L": {"cameras": esc(labels["cam.cameras"]), "online": esc(labels["cam.online"])},
-        "oc": ONLINE_COLOR,
-        "fc": OFFLINE_COLOR,
-        "zc": COUNT_EMPTY_COLOR,
-        "y": ys,
-        "x": xs,
-        "k": [esc(v) for v in _col(rows, "code")],
-        "n": [esc(v) for v in _col(rows, "name")],
-        "t": totals,
-        "o": online,
-        "r": [round(min_radius + (max_radius - min_radius) * math.sqrt(t / biggest), 1) for t in totals],
-        "dx": int(offset_px[0]),
-        "dy": int(offset_px[1]),
-    }
-    _GroupScript(payload, _COUNTS_JS).add_to(group)
-    return group
+    return share_bubbles(
+        counts,
+        group=folium.FeatureGroup(name=name if name is not None else "camera_counts"),
+        total="cameras",
+        part="online",
+        labels=(labels["cam.cameras"], labels["cam.online"]),
+        colors=(ONLINE_COLOR, OFFLINE_COLOR),
+        css_class="gc-cam-count",
+        min_radius=min_radius,
+        max_radius=max_radius,
+        offset_px=offset_px,
+    )
 
 
 # ---------------------------------------------------------------------------

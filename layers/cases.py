@@ -663,26 +663,28 @@ def build_clusters_layer(
 
 # D: L labels, oc overdue colour, bc open colour, zc empty colour, per unit y, x, k code, n name,
 # o open, v overdue, r radius (px).
-_COUNTS_JS = (
+# D: L {total, part} labels, pc part colour, rc rest colour, zc empty colour, cls CSS class, dx/dy
+# offset (px), per unit y, x, k code, n name, t total, p part, r radius (px).
+_BUBBLES_JS = (
     """
 function tip(m) {
     var i = m.gcI;
-    return '<div class="gc-case-count-tip"><b>' + D.n[i] + "</b><br>" + D.L.open + ": " + D.o[i]
-        + "<br>" + D.L.overdue + ": " + D.v[i] + "</div>";
+    return '<div class="' + D.cls + '-tip"><b>' + D.n[i] + "</b><br>" + D.L.total + ": " + D.t[i]
+        + "<br>" + D.L.part + ": " + D.p[i] + "</div>";
 }
 """
     + _LAZY_JS
     + """
 var bubbles = [];
 for (var i = 0; i < D.y.length; i++) {
-    var r = D.r[i], w = 2 * r, o = D.o[i], p = o > 0 ? Math.round(100 * Math.min(D.v[i], o) / o) : 0;
-    var bg = o > 0 ? "conic-gradient(" + D.oc + " 0 " + p + "%," + D.bc + " " + p + "% 100%)" : D.zc;
+    var r = D.r[i], w = 2 * r, t = D.t[i], p = t > 0 ? Math.round(100 * Math.min(D.p[i], t) / t) : 0;
+    var bg = t > 0 ? "conic-gradient(" + D.pc + " 0 " + p + "%," + D.rc + " " + p + "% 100%)" : D.zc;
     var m = L.marker([D.y[i], D.x[i]], {keyboard: false, icon: L.divIcon({
-        className: "gc-case-count", iconSize: [w, w], iconAnchor: [r, r],
+        className: D.cls, iconSize: [w, w], iconAnchor: [r - D.dx, r - D.dy],
         html: '<div style="box-sizing:border-box;width:' + w + "px;height:" + w + "px;border-radius:50%;"
             + "border:2px solid #fff;box-shadow:0 1px 3px rgba(0,0,0,.4);background:" + bg + ";"
             + "color:#fff;font:600 11px/" + (w - 4) + 'px sans-serif;text-align:center;text-shadow:0 0 2px #000">'
-            + o + "</div>"})});
+            + t + "</div>"})});
     m.gcUnit = D.k[i];
     m.gcI = i;
     m.on("mouseover click", lazy);
@@ -694,6 +696,52 @@ fg.addLayer(L.layerGroup(bubbles));
 )
 
 
+def share_bubbles(
+    counts: gpd.GeoDataFrame,
+    *,
+    group: folium.FeatureGroup,
+    total: str,
+    part: str,
+    labels: tuple[str, str],
+    colors: tuple[str, str],
+    css_class: str,
+    min_radius: float = 10.0,
+    max_radius: float = 30.0,
+    offset_px: tuple[int, int] = (0, 0),
+) -> folium.FeatureGroup:
+    """One bubble per unit at its point (polygons at their representative point), its area
+    proportional to ``counts[total]`` (radius ∝ sqrt, ``min_radius``..``max_radius`` px), a slice
+    in ``colors[0]`` for the share ``counts[part]`` over ``colors[1]``, the total inside, a tooltip
+    with name, total and part (``labels``, already translated). ``offset_px`` (right, down) moves the
+    bubbles off their point. Each carries ``gcUnit`` (the code). Shared by the counts layers of
+    cases (open / overdue) and cameras (cameras / online)."""
+    rows = _valid(counts)
+    if len(rows) == 0:
+        return group
+    totals = [max(0, _int(v)) for v in _col(rows, total, 0)]
+    parts = [min(max(0, _int(v)), t) for v, t in zip(_col(rows, part, 0), totals, strict=True)]
+    biggest = max(max(totals), 1)
+    ys, xs = _points(rows)
+    payload = {
+        "L": {"total": esc(labels[0]), "part": esc(labels[1])},
+        "pc": colors[0],
+        "rc": colors[1],
+        "zc": COUNT_EMPTY_COLOR,
+        "cls": css_class,
+        "dx": int(offset_px[0]),
+        "dy": int(offset_px[1]),
+        "y": ys,
+        "x": xs,
+        "k": [esc(v) for v in _col(rows, "code")],
+        "n": [esc(v) for v in _col(rows, "name")],
+        "t": totals,
+        "p": parts,
+        "r": [round(min_radius + (max_radius - min_radius) * math.sqrt(t / biggest), 1) for t in totals],
+    }
+    _GroupScript(payload, _BUBBLES_JS).add_to(group)
+    return group
+
+
 def build_case_counts_layer(
     counts: gpd.GeoDataFrame,
     *,
@@ -702,37 +750,24 @@ def build_case_counts_layer(
     min_radius: float = 10.0,
     max_radius: float = 30.0,
 ) -> folium.FeatureGroup:
-    """Open cases per unit for when too many are in view: one bubble per unit at its point
-    (polygons at their representative point), its area proportional to the open count (radius ∝
-    sqrt(open), ``min_radius``..``max_radius`` px), a red slice for the overdue share over blue,
-    the open count inside, a tooltip with name, open and overdue.
+    """Open cases per unit for when too many are in view (:func:`share_bubbles`): sized by the
+    open count, a red slice for the overdue share over blue, the open count inside, a tooltip with
+    name, open and overdue.
 
     ``counts`` needs code, name, open, overdue. Labels: CASE_COUNTS_LABEL_KEYS. Each bubble
     carries ``gcUnit`` (the code); ``unit_from_click`` maps a click back to it.
     """
-    group = folium.FeatureGroup(name=name if name is not None else "case_counts")
-    rows = _valid(counts)
-    if len(rows) == 0:
-        return group
-    opens = [max(0, _int(v)) for v in _col(rows, "open", 0)]
-    overdue = [max(0, _int(v)) for v in _col(rows, "overdue", 0)]
-    biggest = max(max(opens), 1)
-    ys, xs = _points(rows)
-    payload = {
-        "L": {"open": esc(labels["case.open"]), "overdue": esc(labels["case.overdue"])},
-        "oc": OVERDUE_COLOR,
-        "bc": COUNT_OPEN_COLOR,
-        "zc": COUNT_EMPTY_COLOR,
-        "y": ys,
-        "x": xs,
-        "k": [esc(v) for v in _col(rows, "code")],
-        "n": [esc(v) for v in _col(rows, "name")],
-        "o": opens,
-        "v": overdue,
-        "r": [round(min_radius + (max_radius - min_radius) * math.sqrt(o / biggest), 1) for o in opens],
-    }
-    _GroupScript(payload, _COUNTS_JS).add_to(group)
-    return group
+    return share_bubbles(
+        counts,
+        group=folium.FeatureGroup(name=name if name is not None else "case_counts"),
+        total="open",
+        part="overdue",
+        labels=(labels["case.open"], labels["case.overdue"]),
+        colors=(OVERDUE_COLOR, COUNT_OPEN_COLOR),
+        css_class="gc-case-count",
+        min_radius=min_radius,
+        max_radius=max_radius,
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -313,14 +313,14 @@ def test_camera_counts_layer_sizes_by_cameras_and_shows_the_online_share() -> No
     html = _render(build_camera_counts_layer(counts, labels=LABELS))
     data = _payload(html)
     assert data["n"][0] == ESCAPED_IMG and data["k"] == ["211202001", "211202002", "211202003"]
-    assert data["t"] == [400, 25, 0] and data["o"] == [300, 25, 0]
+    assert data["t"] == [400, 25, 0] and data["p"] == [300, 25, 0]
     r_big, r_mid, r_empty = data["r"]
     assert r_big == 30.0 and r_empty == 10.0
     assert r_mid == pytest.approx(10 + 20 * (25 / 400) ** 0.5, abs=0.05)
     assert data["y"][1] == pytest.approx(42.305) and 123.9 <= data["x"][1] <= 123.91  # polygon: inside
-    assert data["oc"] == ONLINE_COLOR and data["fc"] == OFFLINE_COLOR
+    assert data["pc"] == ONLINE_COLOR and data["rc"] == OFFLINE_COLOR and data["cls"] == "gc-cam-count"
     assert "conic-gradient" in html and "m.gcUnit = D.k[i]" in html
-    assert data["L"] == {"cameras": "cam.cameras", "online": "cam.online"}
+    assert data["L"] == {"total": "cam.cameras", "part": "cam.online"}
     assert _urls(html) == _urls(_raw())
     assert unit_from_click(_click(data["y"][1], data["x"][1]), counts) == "211202002"
     empty = build_camera_counts_layer(

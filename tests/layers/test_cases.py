@@ -494,13 +494,13 @@ def test_case_counts_layer_sizes_by_open_and_shows_overdue_share() -> None:
     html = _render(build_case_counts_layer(counts, labels=LABELS))
     data = _payload(html)
     assert data["n"][0] == ESCAPED_IMG and data["k"] == ["211202001", "211202002", "211202003"]
-    assert data["o"] == [400, 25, 0] and data["v"] == [100, 0, 0]
+    assert data["t"] == [400, 25, 0] and data["p"] == [100, 0, 0]
     r_big, r_mid, r_empty = data["r"]
     assert r_big == 30.0 and r_empty == 10.0
     assert r_mid == pytest.approx(10 + 20 * (25 / 400) ** 0.5, abs=0.05)
     assert data["y"][1] == pytest.approx(42.305) and 123.9 <= data["x"][1] <= 123.91  # polygon: inside
-    assert data["oc"] == OVERDUE_COLOR and "conic-gradient" in html and "m.gcUnit = D.k[i]" in html
-    assert data["L"] == {"open": "case.open", "overdue": "case.overdue"}
+    assert data["pc"] == OVERDUE_COLOR and "conic-gradient" in html and "m.gcUnit = D.k[i]" in html
+    assert data["L"] == {"total": "case.open", "part": "case.overdue"} and data["cls"] == "gc-case-count"
     assert _urls(html) == _urls(_raw())
     empty = build_case_counts_layer(
         gpd.GeoDataFrame({"code": []}, geometry=[], crs="EPSG:4326"), labels=LABELS
