@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from demo import SIZES, generate, load_demo
 from store import open_store
-from tests.fixtures.api import api_process
+from tests.fixtures.api import api_process, assert_acknowledged_stored
 from tests.fixtures.pg_cluster import private_cluster
 
 pytestmark = pytest.mark.postgis
@@ -105,12 +104,5 @@ def test_postgis_down_then_up_loses_nothing_acknowledged(tmp_path: Path) -> None
         assert during.get(500, 0) == 0 and statuses.get(500, 0) == 0, statuses
         assert len(acked) >= before + 100, f"no recovery within 60 s of the restart ({recovered_s:.1f} s)"
         assert health.status_code in (200, 503)
-        store = open_store(url)
-        try:
-            got = store.read("positions", where={"staff_id": staff["id"].tolist()}, columns=["staff_id", "ts"], geometry=False)
-        finally:
-            store.close()
-        stored = set(zip(got["staff_id"].astype(int), (got["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1), strict=True))
-        missing = [a for a in acked if a not in stored]
-        assert not missing, f"{len(missing)} acknowledged positions lost, e.g. {missing[:5]}"
+        assert_acknowledged_stored(url, staff["id"].astype(int).tolist(), acked)
         assert time.monotonic() - down_since > 4

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from demo import SIZES, generate, load_demo
 from store import open_store
-from tests.fixtures.api import api_process
+from tests.fixtures.api import api_process, assert_acknowledged_stored
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -74,11 +73,4 @@ def test_kill_mid_stream_loses_no_acknowledged_position(db_url: str, tmp_path: P
         for th in threads:
             th.join(timeout=10)
     assert len(acked) >= 400, "the stream did not get going"
-    store = open_store(db_url)
-    try:
-        got = store.read("positions", where={"staff_id": staff["id"].tolist()}, columns=["staff_id", "ts"], geometry=False)
-    finally:
-        store.close()
-    stored = set(zip(got["staff_id"].astype(int), (got["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1), strict=True))
-    missing = [a for a in acked if a not in stored]
-    assert not missing, f"{len(missing)} acknowledged positions lost, e.g. {missing[:5]}"
+    assert_acknowledged_stored(db_url, staff["id"].astype(int).tolist(), acked)

@@ -6,7 +6,6 @@ the map itself are tested in the browser (tests/browser/test_cameras.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -16,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 from services import cameras as cams
 from services import cases as cs
 from store import open_store
+from tests.fixtures.apptest import open_page
 from tests.fixtures.demo_db import copy_demo
 
-APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 HLS_ID = "21120200001329900001"
 RTSP_ID = "21120200001329900002"
 
@@ -57,16 +56,6 @@ def db(small_demo_url: str, tmp_path: Path) -> str:
     return url
 
 
-def _page(db: str, page: str, monkeypatch: pytest.MonkeyPatch, **session: Any) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", db)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"views/{page}.py")
-    for k, v in session.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _case_id(db: str) -> int:
@@ -82,25 +71,25 @@ def _infos(at: AppTest) -> list[str]:
 
 
 def test_cameras_page_shows_counts_and_a_cameras_details(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(db, "cameras", monkeypatch)
+    at = open_page(db, "cameras", monkeypatch)
     labels = {m.label: m.value for m in at.metric}
     assert int(str(labels["视野内点位"]).replace(",", "")) >= 2 and "在线" in labels
     assert any("请在地图上点击一个摄像头" in i for i in _infos(at))
     # a camera picked on the map (the click itself is a browser test): its facts and a clear
     # "no stream" for an RTSP address, never a broken player
-    at = _page(db, "cameras", monkeypatch, camera_sel=RTSP_ID)
+    at = open_page(db, "cameras", monkeypatch, camera_sel=RTSP_ID)
     facts = at.dataframe[0].value
     assert RTSP_ID in facts["v"].tolist() and "90°" in facts["v"].tolist()
     assert any("无可播放的视频流" in i and "rtsp" in i for i in _infos(at))
     # one with an HLS stream: the player is in the page, no "no stream" notice
-    at = _page(db, "cameras", monkeypatch, camera_sel=HLS_ID)
+    at = open_page(db, "cameras", monkeypatch, camera_sel=HLS_ID)
     assert not any("无可播放的视频流" in i for i in _infos(at))
     assert any("测试球机" in str(c.value) for c in at.caption)
     assert "<b>" not in "".join(str(c.value) for c in at.caption)  # the name is shown as text
 
 
 def test_coverage_before_and_after_it_is_computed(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(db, "cameras", monkeypatch)
+    at = open_page(db, "cameras", monkeypatch)
     assert any("gridconsole coverage" in i for i in _infos(at))
     store = open_store(db)
     try:
@@ -109,11 +98,11 @@ def test_coverage_before_and_after_it_is_computed(db: str, monkeypatch: pytest.M
     finally:
         store.close()
     assert run.grids > 0 and run.cameras >= 2
-    at = _page(db, "cameras", monkeypatch)
+    at = open_page(db, "cameras", monkeypatch)
     table = at.dataframe[0].value
     assert len(table) == len(first) and "道路覆盖率" in table.columns
     # the community with the least road seen, picked in the list: its map, blind spots, suggestions
-    at = _page(db, "cameras", monkeypatch, cov_list={"selection": {"rows": [0], "columns": []}})
+    at = open_page(db, "cameras", monkeypatch, cov_list={"selection": {"rows": [0], "columns": []}})
     code = str(first["code"].iloc[0])
     assert any(code in str(s.value) for s in at.subheader)
     assert any("盲区路段" in str(c.value) for c in at.caption)
@@ -125,7 +114,7 @@ def test_coverage_before_and_after_it_is_computed(db: str, monkeypatch: pytest.M
 
 def test_dispatch_panel_lists_the_cameras_that_see_the_case(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cid = _case_id(db)
-    at = _page(db, "dispatch", monkeypatch, dispatch_case=cid)
+    at = open_page(db, "dispatch", monkeypatch, dispatch_case=cid)
     assert any("能看到此处的摄像头" in str(m.value) for m in at.markdown)
     opens = [b for b in at.button if b.key == f"dsp_cam_{cid}_{HLS_ID}"]
     assert opens and any(b.key == f"dsp_cam_{cid}_{RTSP_ID}" for b in at.button)

@@ -13,9 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from services import cases as cs
 from store import open_store
+from tests.fixtures.apptest import APP, open_page
 from tests.fixtures.demo_db import copy_demo
-
-APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 
 
 @pytest.fixture
@@ -31,16 +30,6 @@ def db(small_demo_url: str, tmp_path: Path) -> str:
     return url
 
 
-def _page(db: str, page: str, monkeypatch: pytest.MonkeyPatch, **session: Any) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", db)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page(f"views/{page}.py")
-    for k, v in session.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _unassigned(db: str) -> int:
@@ -69,7 +58,7 @@ def _dispatched(db: str) -> int:
 
 def test_a_selected_case_shows_candidates_and_one_click_assigns(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cid = _unassigned(db)
-    at = _page(db, "dispatch", monkeypatch, dispatch_case=cid)
+    at = open_page(db, "dispatch", monkeypatch, dispatch_case=cid)
     assert any(f"#{cid}" in h.value for h in at.subheader)
     buttons = [b for b in at.button if b.label == "派单"]
     assert buttons, "no candidate to assign"
@@ -83,7 +72,7 @@ def test_a_selected_case_shows_candidates_and_one_click_assigns(db: str, monkeyp
 
 def test_loop_actions_from_the_panel(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cid = _unassigned(db)
-    at = _page(db, "dispatch", monkeypatch, dispatch_case=cid)
+    at = open_page(db, "dispatch", monkeypatch, dispatch_case=cid)
     next(b for b in at.button if b.label == "派单").click().run()
     for label in ("接单", "开始处置", "处置完成"):
         next(b for b in at.button if b.label == label).click().run()
@@ -97,7 +86,7 @@ def test_loop_actions_from_the_panel(db: str, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_surge_plan_is_proposed_then_confirmed(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(db, "dispatch", monkeypatch)
+    at = open_page(db, "dispatch", monkeypatch)
     before = _dispatched(db)
     next(b for b in at.button if b.label == "生成方案").click().run()
     assert not at.exception, at.exception
@@ -111,7 +100,7 @@ def test_surge_plan_is_proposed_then_confirmed(db: str, monkeypatch: pytest.Monk
 
 def test_cases_page_shows_a_case_edits_limits_and_escalates(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cid = _unassigned(db)
-    at = _page(db, "cases", monkeypatch, cases_sel=cid)
+    at = open_page(db, "cases", monkeypatch, cases_sel=cid)
     assert any(f"#{cid}" in h.value for h in at.subheader)
     next(b for b in at.button if b.label == "立即检查升级").click().run()
     assert not at.exception, at.exception

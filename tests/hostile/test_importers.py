@@ -32,7 +32,7 @@ from shapely.geometry import Point, box
 from services import hotline
 from services.files import ImportRejected, import_file
 from store import open_store
-from tests.fixtures.demo_db import FIXED_NOW, build_small_demo
+from tests.fixtures.demo_db import FIXED_NOW, copy_demo
 
 LON, LAT = 123.84, 42.29
 TIELING = (123.0, 41.5, 125.5, 43.8)  # (min lon, min lat, max lon, max lat)
@@ -521,18 +521,10 @@ def hotline_csv(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
     return buf.getvalue().encode(encoding)
 
 
-@pytest.fixture(scope="module")
-def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("hostile_hotline") / "demo.sqlite"
-    build_small_demo(path)
-    return path
-
-
 @pytest.fixture
-def db(demo_file: Path, tmp_path: Path) -> Iterator[Any]:
-    copy = tmp_path / "db.sqlite"
-    shutil.copy(demo_file, copy)
-    store = open_store(f"sqlite:///{copy}")
+def db(small_demo_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A fresh copy of the small demo city."""
+    store = open_store(copy_demo(small_demo_url, tmp_path / "db.sqlite"))
     try:
         yield store
     finally:
