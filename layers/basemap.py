@@ -196,6 +196,18 @@ class _ReleaseOverlays(MacroElement):
         """
         {% macro script(this, kwargs) %}
         window.feature_group = [];
+        if (!window.__gcThemeDedup) {
+            // Streamlit adds one more theme <style> (":root { --primary-color … }") to the map's
+            // frame on every render and never removes the older ones: keep only the newest.
+            window.__gcThemeDedup = new MutationObserver(function () {
+                var old = Array.prototype.filter.call(document.querySelectorAll("style"), function (e) {
+                    return e.textContent.indexOf("--primary-color") >= 0;
+                });
+                old.slice(0, -1).forEach(function (e) { e.remove(); });
+            });
+            window.__gcThemeDedup.observe(document.head, {childList: true});
+            window.__gcThemeDedup.observe(document.body, {childList: true});
+        }
         {% endmacro %}
         """
     )
@@ -213,7 +225,9 @@ def release_previous_overlays() -> folium.FeatureGroup:
     but keeps every one of them in ``window.feature_group`` forever (its issue #247), so a map
     whose overlays are re-sent every few seconds (the big screen, the live staff layer) grows its
     JavaScript heap by the size of its overlays on every refresh. The old ones are already off the
-    map when this runs, so emptying the list releases them.
+    map when this runs, so emptying the list releases them. It also keeps only the newest of the
+    theme stylesheets Streamlit adds to the map's frame on every render (a slow DOM growth the
+    big screen's hour-long soak showed).
     """
     group = folium.FeatureGroup(name="release_previous_overlays", control=False)
     group.add_child(_ReleaseOverlays())

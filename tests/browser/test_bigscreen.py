@@ -142,6 +142,9 @@ def test_the_whole_screen_at_1920x1080_live_without_remount(stack: dict[str, Any
         held = frame.evaluate("() => window.feature_group.length")
         on_map = frame.evaluate("(k) => window.feature_group.filter(g => window[k].hasLayer(g)).length", key)
         assert held == on_map, (held, on_map)
+        # nor do the theme stylesheets Streamlit adds to the map's frame on every render pile up
+        themes = frame.evaluate("() => [...document.querySelectorAll('style')].filter(e => e.textContent.includes('--primary-color')).length")
+        assert themes <= 1, themes
         assert blocked == [], f"requests left the machine: {blocked[:5]}"
         bad = [f for f in failed if "/_stcore/" not in f and "ERR_ABORTED" not in f]
         assert bad == [], bad[:5]

@@ -205,3 +205,4 @@ def test_release_previous_overlays_comes_first_and_empties_the_list() -> None:
     js = _get_feature_group_string(release_previous_overlays(), m, 0)
     # the list is emptied before this group (and every later one) is pushed onto it
     assert js.index("window.feature_group = [];") < js.index("window.feature_group.push(")
+    assert "__gcThemeDedup" in js and "--primary-color" in js
