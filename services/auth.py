@@ -45,6 +45,11 @@ __all__ = [
     "hash_password",
     "jurisdiction_prefix",
     "read_audit",
+    "case_scope",
+    "redact",
+    "redact_record",
+    "scope_range",
+    "scope_where",
     "revoke_api_token",
     "session_principal",
     "set_password",
@@ -67,6 +72,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "cases.assign": ("admin", "dispatcher"),
         "cases.personal": ("admin", "dispatcher"),  # residents' names and phones
         "cases.export": ("admin", "dispatcher"),
+        "cases.report": ("admin", "dispatcher", "department", "grid_worker"),  # a new case (phone, Open311)
         "plan.view": ("admin", "planner"),
         "plan.edit": ("admin", "planner"),
         "plan.publish": ("admin", "planner"),
@@ -74,7 +80,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "staff.tracks": ("admin", "dispatcher"),  # workers' movements
         "cameras.view": ("admin", "dispatcher", "planner", "viewer"),
         "cameras.manage": ("admin",),
-        "positions.send": ("grid_worker",),
+        "positions.send": ("grid_worker",),  # a phone, for its own device only
+        "positions.relay": ("admin",),  # a gateway forwarding many devices' positions
         "settings.edit": ("admin",),
         "users.manage": ("admin",),
         "audit.read": ("admin",),
@@ -414,3 +421,59 @@ def visible(principal: Principal, codes: Iterable[Any]) -> list[bool]:
     """For each code, whether ``principal`` may see it (for filtering frames and lists)."""
     prefix = principal.prefix
     return [code is not None and str(code).startswith(prefix) for code in codes]
+
+
+# ------------------------------------------------------------------------------ scoping reads
+
+PERSONAL_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")  # residents, in cases
+STAFF_PERSONAL = ("phone",)  # workers' phone numbers
+REDACTED = "***"
+# The code column of each level, by the length of a unit code: county 6, township 9, village 12, grid 15.
+CASE_LEVEL_COLUMNS = ((6, "county_code"), (9, "township_code"), (12, "village_code"), (15, "grid_code"))
+
+
+def scope_range(principal: Principal) -> Range:
+    """The codes inside ``principal``'s jurisdiction as a half-open text range (a prefix test the
+    store can answer from an index): 211202 covers [211202, 211203)."""
+    lo = principal.prefix
+    nxt = str(int(lo) + 1).zfill(len(lo))
+    return Range(lo, nxt if len(nxt) == len(lo) else None)
+
+
+def scope_where(principal: Principal, column: str, where: Any = None) -> dict[str, Any]:
+    """``where`` (a mapping, or None) with ``column`` restricted to ``principal``'s jurisdiction."""
+    out = dict(where or {})
+    out[column] = scope_range(principal)
+    return out
+
+
+def case_scope(principal: Principal, where: Any = None) -> dict[str, Any]:
+    """``where`` for the ``cases`` table restricted to the principal's jurisdiction, on the code
+    column of the principal's own level (a district user by county_code, a street user by
+    township_code, …)."""
+    n = len(principal.prefix)
+    column = next((c for size, c in CASE_LEVEL_COLUMNS if n <= size), "grid_code")
+    return scope_where(principal, column, where)
+
+
+def redact(principal: Principal, frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with residents' names, phones and e-mails (cases) and workers' phones
+    (staff) replaced by ``***`` for a role without ``cases.personal``; the frame itself when the
+    role may see them."""
+    if principal.can("cases.personal"):
+        return frame
+    cols = [c for c in (*PERSONAL_COLUMNS, *STAFF_PERSONAL) if c in frame.columns]
+    if not cols:
+        return frame
+    out = frame.copy()
+    for c in cols:
+        out[c] = out[c].where(out[c].isna() | (out[c].astype("string") == ""), REDACTED).astype(object)
+    return out
+
+
+def redact_record(principal: Principal, record: dict[str, Any]) -> dict[str, Any]:
+    """``redact`` for one case or staff record (a dict)."""
+    if principal.can("cases.personal"):
+        return record
+    return {k: (REDACTED if k in (*PERSONAL_COLUMNS, *STAFF_PERSONAL) and v not in (None, "") else v)
+            for k, v in record.items()}  # fmt: skip
