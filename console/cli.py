@@ -19,6 +19,7 @@ from console.i18n import t
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from services.auth import Principal
     from store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Grid governance command console.")
@@ -62,6 +63,8 @@ def demo(
     store = _open(db)
     if if_empty and store.count("grids") > 0:
         typer.echo(f"{store.count('grids'):,} grids already in the database; demo not regenerated.")
+        _demo_users(store, lang)  # an upgraded database gets its demo users
+        store.close()
         return
     started = time.perf_counter()
     with Bar(spec, disable=quiet) as bar:
@@ -70,7 +73,17 @@ def demo(
         load_demo(store, city, progress=bar.loaded)
     summary = ", ".join(f"{k} {v:,}" for k, v in city.summary().items())
     typer.echo(t("cli.demo.done", lang, summary=summary, seconds=time.perf_counter() - started))
+    _demo_users(store, lang)
     store.close()
+
+
+def _demo_users(store: Store, lang: str) -> None:
+    """The demo users (one per role, and a district dispatcher) when the users table is empty."""
+    from demo.users import DEMO_PASSWORD, create_demo_users
+
+    made = create_demo_users(store)
+    if made:
+        typer.echo(t("cli.demo.users", lang, users=", ".join(made), password=DEMO_PASSWORD))
 
 
 @app.command("import")
@@ -603,9 +616,15 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port of the console")] = 8501,
     api_port: Annotated[int, typer.Option(help="HTTP port of the API (position ingest); 0: no API")] = 8502,
     address: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0",
+    jobs: Annotated[
+        bool, typer.Option("--jobs/--no-jobs", help="Also run the maintenance jobs (track retention at 03:00)")
+    ] = True,
     db: DbOption = None,
 ) -> None:
-    """Start the console (Streamlit, map assets served locally) and, beside it, the HTTP API."""
+    """Start the console (Streamlit, map assets served locally) and, beside it, the HTTP API and
+    the maintenance jobs (``gridconsole jobs``)."""
+    import signal
+
     from console.assets import assets_ready, install_assets
 
     if not assets_ready():
@@ -618,21 +637,448 @@ def serve(
     if api_port:
         api_cmd = [sys.executable, "-m", "console", "api", "--port", str(api_port), "--address", address]
         api_proc = subprocess.Popen(api_cmd, env=env, cwd=str(ROOT))  # noqa: S603
+    jobs_proc = None
+    if jobs:
+        jobs_proc = subprocess.Popen([sys.executable, "-m", "console", "jobs"], env=env, cwd=str(ROOT))  # noqa: S603
+
+    def terminated(signum: int, frame: object) -> None:  # SIGTERM: stop all three, as Ctrl+C does
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"),
         "--server.port", str(port),
         "--server.address", address,
     ]  # fmt: skip
+    procs = [p for p in (api_proc, jobs_proc) if p is not None]
     try:
-        code = subprocess.call(cmd, env=env, cwd=str(ROOT))
+        console_proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))  # noqa: S603
+        procs.insert(0, console_proc)
+        code = console_proc.wait()
     finally:
-        if api_proc is not None:
-            api_proc.terminate()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
             try:
-                api_proc.wait(timeout=15)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                api_proc.kill()
+                proc.kill()
     raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------ users and tokens
+
+user_app = typer.Typer(no_args_is_help=True, help="Console users: add, change a password, list, disable.")
+token_app = typer.Typer(no_args_is_help=True, help="API and device tokens: create (shown once), revoke, list.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention of GPS tracks (setting tracks.retention_days).")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(retention_app, name="retention")
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+]
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def _city_code(store: Store) -> str | None:
+    rows = store.read("admin_units", where={"level": "city"}, columns=["code"], geometry=False)
+    return str(sorted(rows["code"].astype(str))[0]) if len(rows) else None
+
+
+def _operator(store: Store, unit: str | None) -> Principal:
+    """The administrator at the machine: a token-kind admin principal ``cli@<os user>`` over the city
+    (or over ``unit`` itself when it lies outside the city or there is no city yet)."""
+    from services.auth import Principal
+
+    city = _city_code(store)
+    code = city if city and (unit is None or Principal("cli", "admin", city).covers(unit)) else (unit or city)
+    return Principal(f"cli@{_os_user()}", "admin", code or "0", kind="token")
+
+
+def _check_role(role: str | None, lang: str) -> str:
+    from services.auth import ROLES
+
+    if role not in ROLES:
+        _fail(t("cli.user.bad_role", lang, role=role or "", roles=", ".join(ROLES)), lang)
+    return str(role)
+
+
+def _check_unit(store: Store, unit: str, lang: str) -> str:
+    """A unit code that is digits and, once the database has units, one of its units or grids."""
+    from services.auth import AuthError, jurisdiction_prefix
+
+    code = str(unit).strip()
+    try:
+        jurisdiction_prefix(code)
+    except AuthError:
+        _fail(t("cli.user.bad_unit", lang, unit=unit), lang)
+    if store.count("admin_units") and not (
+        store.count("admin_units", where={"code": code}) or store.count("grids", where={"code": code})
+    ):
+        _fail(t("cli.user.unknown_unit", lang, unit=code), lang)
+    return code
+
+
+def _read_password(from_stdin: bool, lang: str) -> str:
+    """A new password: the first line of stdin, or typed twice without echo; checked for length."""
+    from services.auth import MIN_PASSWORD
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            _fail(t("cli.user.password_empty", lang), lang)
+    else:
+        password = typer.prompt(t("cli.user.password_prompt", lang), hide_input=True)
+        again = typer.prompt(t("cli.user.password_confirm", lang), hide_input=True)
+        if password != again:
+            _fail(t("cli.user.password_mismatch", lang), lang)
+    if len(password) < MIN_PASSWORD:
+        _fail(t("cli.user.password_short", lang, n=MIN_PASSWORD), lang)
+    return password
+
+
+def _user_row(store: Store, username: str, lang: str) -> dict[str, object]:
+    rows = store.read("users", where={"username": username}, columns=["username", "unit_code"], geometry=False)
+    if not len(rows):
+        _fail(t("cli.user.unknown", lang, username=username), lang)
+    return {str(k): v for k, v in rows.iloc[0].to_dict().items()}
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name: 2–64 letters, digits or . _ @ -")],
+    role: Annotated[str, typer.Option(help="admin, planner, dispatcher, viewer, department or grid_worker")],
+    unit: Annotated[str, typer.Option(help="Jurisdiction: the code of the city, a district, a street or a community")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    password_stdin: PasswordStdin = False,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Add a console user (asks for the password twice, or reads it with --password-stdin). The
+    first user of an empty database must be an administrator."""
+    from services import auth
+
+    store = _open(db)
+    try:
+        role = _check_role(role, lang)
+        code = _check_unit(store, unit, lang)
+        if store.count("users", where={"username": username}):
+            _fail(t("cli.user.exists", lang, username=username), lang)
+        first = store.count("users") == 0
+        if first and role != "admin":
+            _fail(t("cli.user.first_admin", lang), lang)
+        password = _read_password(password_stdin, lang)
+        operator = _operator(store, code)
+        try:
+            if first:
+                with store.transaction():
+                    auth.bootstrap_admin(store, username=username, password=password, unit_code=code)
+                    if name:
+                        store.update("users", {"username": username}, {"display_name": name})
+                    auth.audit(store, operator, "user.bootstrap", target=username, detail=f"role=admin unit={code}")
+            else:
+                auth.create_user(store, operator, username=username, role=role, unit_code=code, password=password,
+                                 display_name=name)  # fmt: skip
+        except auth.AuthError as exc:
+            _fail(str(exc), lang)
+        typer.echo(t("cli.user.created", lang, username=username, role=role, unit=code))
+    finally:
+        store.close()
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: Annotated[str, typer.Argument(help="Whose password")],
+    password_stdin: PasswordStdin = False,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Set a user's password (asked twice, or --password-stdin); ends the user's sessions."""
+    from services import auth
+
+    store = _open(db)
+    try:
+        row = _user_row(store, username, lang)
+        password = _read_password(password_stdin, lang)
+        try:
+            auth.set_password(store, _operator(store, str(row["unit_code"])), username=username, password=password)
+        except auth.AuthError as exc:
+            _fail(str(exc), lang)
+        typer.echo(t("cli.user.password_set", lang, username=username))
+    finally:
+        store.close()
+
+
+def _set_active(username: str, active: bool, db: str | None, lang: str) -> None:
+    from services import auth
+
+    store = _open(db)
+    try:
+        row = _user_row(store, username, lang)
+        try:
+            auth.set_active(store, _operator(store, str(row["unit_code"])), username=username, active=active)
+        except auth.AuthError as exc:
+            _fail(str(exc), lang)
+        typer.echo(t("cli.user.enabled" if active else "cli.user.disabled", lang, username=username))
+    finally:
+        store.close()
+
+
+@user_app.command("disable")
+def user_disable(
+    username: Annotated[str, typer.Argument(help="Who")], db: DbOption = None, lang: LangOption = "zh"
+) -> None:
+    """Disable a user: no more sign-ins, every session ended (the user and the history stay)."""
+    _set_active(username, False, db, lang)
+
+
+@user_app.command("enable")
+def user_enable(
+    username: Annotated[str, typer.Argument(help="Who")], db: DbOption = None, lang: LangOption = "zh"
+) -> None:
+    """Enable a disabled user again."""
+    _set_active(username, True, db, lang)
+
+
+@user_app.command("list")
+def user_list(db: DbOption = None, lang: LangOption = "zh") -> None:
+    """Users: username, role, jurisdiction, active, last sign-in (never a password or its hash)."""
+    import pandas as pd
+
+    store = _open(db)
+    try:
+        cols = ["username", "display_name", "role", "unit_code", "active"]
+        users = store.read("users", columns=cols, order_by=["username"], geometry=False)
+        if not len(users):
+            typer.echo(t("cli.user.none", lang))
+            return
+        last: list[str] = []
+        for name in users["username"]:  # one indexed look-up (actor, ts) per user
+            rows = store.read("audit_log", where={"actor": str(name), "action": ["signin", "signin.oidc"]},
+                              columns=["ts"], order_by=["-ts"], limit=1, geometry=False)  # fmt: skip
+            ts = rows["ts"].iloc[0] if len(rows) else None
+            last.append("-" if ts is None or pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M UTC"))
+        users["last_signin"] = last
+        users["display_name"] = users["display_name"].fillna("")
+        typer.echo(_table(users))
+    finally:
+        store.close()
+
+
+def _table(frame: object) -> str:
+    """A frame as a plain left-aligned text table (header, then one line per row)."""
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    cells = [[str(c) for c in frame.columns]]
+    cells += [["" if v is None else str(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(frame.columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _device_name(device: str) -> str:
+    return f"device:{device}"
+
+
+@token_app.command("create")
+def token_create(
+    unit: Annotated[str, typer.Option(help="Jurisdiction: the code of the city, a district, a street or a community")],
+    name: Annotated[str | None, typer.Argument(help="What the token is for (with --device: device:<id>)")] = None,
+    role: Annotated[str | None, typer.Option(help="The token's role (with --device: grid_worker)")] = None,
+    days: Annotated[int | None, typer.Option(help="Valid for this many days (default: until revoked)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="A phone's device id: the token is named device:<id>, role grid_worker")
+    ] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Create an API token and print it once on standard output (only its hash is kept)."""
+    import pandas as pd
+
+    from services import auth
+
+    if device is not None:
+        if not device.strip():
+            _fail(t("cli.token.name_needed", lang), lang)
+        wanted = _device_name(device.strip())
+        if name and name != wanted:
+            _fail(t("cli.token.device_name", lang, name=name, wanted=wanted), lang)
+        if role and role != "grid_worker":
+            _fail(t("cli.token.device_role", lang), lang)
+        name, role = wanted, "grid_worker"
+    if not name:
+        _fail(t("cli.token.name_needed", lang), lang)
+        return
+    if days is not None and not 1 <= days <= 36500:
+        _fail(t("cli.token.bad_days", lang, days=days), lang)
+    store = _open(db)
+    try:
+        role = _check_role(role, lang)
+        code = _check_unit(store, unit, lang)
+        if device is not None and not store.count("staff", where={"device_id": device.strip()}):
+            typer.echo(t("cli.token.no_device", lang, device=device.strip()), err=True)
+        active = store.read("api_tokens", where={"name": name, "revoked_at": None}, columns=["name"], geometry=False)
+        if len(active):
+            typer.echo(t("cli.token.duplicate", lang, name=name), err=True)
+        now = pd.Timestamp.now(tz="UTC")
+        expires = now + pd.Timedelta(days=days) if days is not None else None
+        try:
+            token = auth.create_api_token(store, _operator(store, code), name=name, role=role, unit_code=code,
+                                          expires_at=expires, now=now)  # fmt: skip
+        except auth.AuthError as exc:
+            _fail(str(exc), lang)
+            return
+        when = t("cli.token.never", lang) if expires is None else t("cli.token.expires", lang, ts=f"{expires:%Y-%m-%d %H:%M} UTC")
+        typer.echo(t("cli.token.created", lang, name=name, role=role, unit=code, expires=when), err=True)
+        typer.echo(token)
+    finally:
+        store.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str | None, typer.Argument(help="The token's name")] = None,
+    device: Annotated[str | None, typer.Option(help="Revoke the token of this device id (device:<id>)")] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Revoke every active token called NAME (or the device's token)."""
+    from services import auth
+
+    if device:
+        name = _device_name(device.strip())
+    if not name:
+        _fail(t("cli.token.name_needed", lang), lang)
+        return
+    store = _open(db)
+    try:
+        active = store.read("api_tokens", where={"name": name, "revoked_at": None}, columns=["unit_code"], geometry=False)
+        if not len(active):
+            _fail(t("cli.token.unknown", lang, name=name), lang)
+        try:
+            n = auth.revoke_api_token(store, _operator(store, str(active["unit_code"].iloc[0])), name=name)
+        except auth.AuthError as exc:
+            _fail(str(exc), lang)
+            return
+        typer.echo(t("cli.token.revoked", lang, n=n, name=name))
+    finally:
+        store.close()
+
+
+@token_app.command("list")
+def token_list(db: DbOption = None, lang: LangOption = "zh") -> None:
+    """Tokens: name, role, jurisdiction, created, expires, status (never the tokens themselves)."""
+    import pandas as pd
+
+    store = _open(db)
+    try:
+        cols = ["name", "role", "unit_code", "username", "created_at", "expires_at", "revoked_at"]
+        rows = store.read("api_tokens", columns=cols, order_by=["name", "created_at"], geometry=False)
+        if not len(rows):
+            typer.echo(t("cli.token.none", lang))
+            return
+        now = pd.Timestamp.now(tz="UTC")
+        rows["status"] = [
+            "revoked" if pd.notna(r) else "expired" if pd.notna(e) and e <= now else "active"
+            for r, e in zip(rows["revoked_at"], rows["expires_at"], strict=True)
+        ]
+        for c in ("created_at", "expires_at", "revoked_at"):
+            rows[c] = [pd.Timestamp(v).strftime("%Y-%m-%d %H:%M") if pd.notna(v) else "-" for v in rows[c]]
+        rows["username"] = rows["username"].fillna("-")
+        typer.echo(_table(rows))
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------------------ retention and jobs
+
+
+@retention_app.command("run")
+def retention_run(
+    days: Annotated[
+        int | None, typer.Option(help="Keep this many days this once (default: the setting; 0: keep forever)")
+    ] = None,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Delete GPS tracks older than the retention now (what `gridconsole jobs` does daily at 03:00)."""
+    from services.retention import mark_run, purge_tracks
+
+    if days is not None and not 0 <= days <= 3650:
+        _fail(t("cli.retention.bad_days", lang, days=days), lang)
+    store = _open(db)
+    try:
+        report = purge_tracks(store, retention_days=days)
+        if days is None:
+            mark_run(store, "retention")
+    finally:
+        store.close()
+    if report.cutoff is None:
+        typer.echo(t("cli.retention.off", lang))
+        return
+    typer.echo(t("cli.retention.done", lang, positions=report.positions, cutoff=f"{report.cutoff:%Y-%m-%d %H:%M} UTC",
+                 partitions=len(report.partitions), presence=report.grid_presence, latest=report.latest_positions,
+                 seconds=report.seconds, days=report.retention_days))  # fmt: skip
+
+
+@retention_app.command("set")
+def retention_set(
+    days: Annotated[str, typer.Argument(help="Days of tracks to keep, 0..3650 (0: keep forever)")],
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Set tracks.retention_days (what the console's settings page edits)."""
+    from services.settings import set_retention_days
+
+    store = _open(db)
+    try:
+        try:
+            value = set_retention_days(store, days)
+        except ValueError:
+            _fail(t("cli.retention.bad_days", lang, days=days), lang)
+            return
+    finally:
+        store.close()
+    typer.echo(t("cli.retention.set", lang, days=value))
+
+
+@app.command("jobs")
+def jobs_(
+    every: Annotated[float, typer.Option(help="Seconds between checks for due jobs (at most)")] = 3600.0,
+    db: DbOption = None,
+    lang: LangOption = "zh",
+) -> None:
+    """Run the maintenance jobs until stopped (SIGTERM or Ctrl+C): track retention daily at 03:00
+    city time, and at start when the last run was missed. `gridconsole serve` starts this beside
+    the console and the API; a failed run is logged and tried again at the next check."""
+    import logging
+    import signal
+
+    from services.retention import Scheduler, retention_job
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = db or os.environ.get("DATABASE_URL") or None
+    _open(url).close()  # fail early with a clear message (a wrong URL); later outages are retried
+    scheduler = Scheduler(lambda: _open(url), [retention_job()])
+
+    def stop(signum: int, frame: object) -> None:
+        scheduler.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    typer.echo(t("cli.jobs.started", lang, jobs="retention", every=every))
+    scheduler.run_forever(every=max(1.0, every))
+    typer.echo(t("cli.jobs.stopped", lang))
 
 
 def main() -> None:

@@ -50,3 +50,46 @@ DEFAULT_TZ = "Asia/Shanghai"
 def city_tz(store: Store) -> str:
     """The city's time zone (setting ``tz``): what a "day" means for patrols, presence and KPIs."""
     return store.get_setting("tz", DEFAULT_TZ) or DEFAULT_TZ
+
+
+# ------------------------------------------------------------------------------ track retention
+
+RETENTION_KEY = "tracks.retention_days"
+RETENTION_DEFAULT_DAYS = 180
+RETENTION_MAX_DAYS = 3650
+
+
+def parse_retention_days(value: object) -> int:
+    """``tracks.retention_days`` from a form field or the settings table: a whole number of days
+    0..3650 (0, or an empty value, keeps tracks forever); ValueError otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, bool):
+        raise ValueError("the retention is a whole number of days")
+    try:
+        days = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ValueError(f"the retention is a whole number of days, not {value!r}") from None
+    if not 0 <= days <= RETENTION_MAX_DAYS:
+        raise ValueError(f"the retention is 0 (keep forever) to {RETENTION_MAX_DAYS} days, not {days}")
+    return days
+
+
+def retention_days(store: Store) -> int:
+    """How many days of GPS tracks are kept (setting ``tracks.retention_days``, default 180; 0:
+    forever). A stored value no longer valid counts as the default, never as "delete everything"."""
+    raw = store.get_setting(RETENTION_KEY)
+    if raw is None:
+        return RETENTION_DEFAULT_DAYS
+    try:
+        return parse_retention_days(raw)
+    except ValueError:
+        return RETENTION_DEFAULT_DAYS
+
+
+def set_retention_days(store: Store, days: object) -> int:
+    """Validate (``parse_retention_days``) and save the track retention; the days saved. ValueError
+    and nothing saved if bad."""
+    value = parse_retention_days(days)
+    store.set_setting(RETENTION_KEY, str(value))
+    return value

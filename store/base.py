@@ -128,6 +128,16 @@ class Store(Protocol):
         """Insert one row; return its primary key (the generated id for autoincrement tables)."""
         ...
 
+    def drop_partitions_before(self, table: str, before: Any) -> dict[str, int]:
+        """Drop the day partitions of a partitioned table (``positions`` on PostGIS) that lie
+        entirely before the UTC instant ``before``, one short transaction each; return the rows each
+        held, ``{partition name: rows}``. Far cheaper than deleting the same rows; the rows of the
+        partition that straddles ``before`` are the caller's to delete. SQLite (no partitions) and
+        tables that are not partitioned: nothing dropped, ``{}``. A row later written into a
+        dropped day gets a new partition (in this process; see services.retention for why others
+        never write that far back)."""
+        ...
+
     def get_setting(self, key: str, default: str | None = None) -> str | None: ...
 
     def set_setting(self, key: str, value: str) -> None: ...

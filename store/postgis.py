@@ -423,6 +423,43 @@ class PostGISStore(SQLStoreBase):
             self._partitions.update(names)
         return names
 
+    def drop_partitions_before(self, table: str, before: Any) -> dict[str, int]:
+        """Drop the day partitions of ``table`` whose whole day lies before ``before`` (UTC), one
+        short transaction each (serialised with partition creators by the advisory lock); return
+        ``{partition name: rows it held}``. Only partitions named as this store names them
+        (``<table>_pYYYYMMDD``) are considered."""
+        t = get_table(table)
+        if not t.partition_by:
+            return {}
+        cutoff = pd.Timestamp(before)
+        cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+        pattern = re.compile(rf"{re.escape(t.name)}_p(\d{{8}})")
+        sql = (
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+            " WHERE p.relname = %s AND n.nspname = current_schema() ORDER BY c.relname"
+        )
+        names = [r[0] for r in self._run(lambda cur: _fetchall(cur, sql, [t.name]), write=False)]
+        dropped: dict[str, int] = {}
+        for name in names:
+            m = pattern.fullmatch(name)
+            if m is None:
+                continue
+            end = pd.Timestamp(m.group(1), tz="UTC") + pd.Timedelta(days=1)
+            if end > cutoff:
+                continue
+
+            def run(cur: Any, name: str = name) -> int:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
+                cur.execute(f"SELECT count(*) FROM {q(name)}")  # noqa: S608 - a name read from the catalogue
+                n = int(cur.fetchone()[0])
+                cur.execute(f"DROP TABLE IF EXISTS {q(name)}")
+                return n
+
+            dropped[name] = self._run(run, write=True)
+            self._partitions.discard(name)
+        return dropped
+
     def purge(self, tables: Sequence[str]) -> None:
         """Empty whole tables in one transaction, append-only history included (an administrative
         wipe, e.g. before regenerating the demo city; never used by ordinary writes)."""

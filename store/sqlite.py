@@ -318,6 +318,11 @@ class SQLiteStore(SQLStoreBase):
 
     # ------------------------------------------------------------------ R*Tree bulk build
 
+    def drop_partitions_before(self, table: str, before: Any) -> dict[str, int]:
+        """SQLite has no partitions: nothing to drop (the caller deletes the rows)."""
+        get_table(table)
+        return {}
+
     def rebuild_spatial_index(self, table: str) -> None:
         """Rebuild a table's R*Tree from its rows (maintenance; writes keep it in sync)."""
         t = get_table(table)

@@ -893,3 +893,28 @@ def test_partitioned_table_takes_any_day(store: Any) -> None:
         store.write("positions", gdf({"staff_id": [3], "ts": [T0 + timedelta(days=90)]}, [Point(LON, LAT)]))
     assert store.count("positions") == 6
     assert store.count("positions", where={"ts": Range(T0, T0 + timedelta(days=2))}) == 2
+
+
+# --------------------------------------------------------------------------- dropping old partitions
+
+
+def test_drop_partitions_before_drops_whole_old_days_only(store: Any) -> None:
+    day = pd.Timestamp("2026-06-01", tz="UTC")
+    stamps = [day + pd.Timedelta(hours=h) for h in (1, 23, 25, 47, 49, 50)]  # 2 fixes on each of 3 UTC days
+    store.write("positions", gdf({"staff_id": [1] * 6, "ts": stamps}, [Point(LON, LAT)] * 6))
+    before = day + pd.Timedelta(days=2, hours=1)  # inside the third day: only days 1 and 2 lie wholly before
+    with pytest.raises(StoreError, match="unknown table"):
+        store.drop_partitions_before("spaceships", before)
+    assert store.drop_partitions_before("grids", before) == {}  # not partitioned
+    dropped = store.drop_partitions_before("positions", before)
+    if store.dialect == "postgis":
+        assert dropped == {"positions_p20260601": 2, "positions_p20260602": 2}
+        assert store.count("positions") == 2
+    else:  # no partitions: nothing dropped, the caller deletes
+        assert dropped == {}
+        assert store.count("positions") == 6
+    assert store.drop_partitions_before("positions", before) == {}  # idempotent
+    # a fix for a dropped day can be written again (its partition is made anew)
+    store.write("positions", gdf({"staff_id": [2], "ts": [day + pd.Timedelta(hours=3)]}, [Point(LON, LAT)]))
+    store.insert("positions", {"staff_id": 3, "ts": day + pd.Timedelta(hours=4), "geom": Point(LON, LAT)})
+    assert store.count("positions", where={"staff_id": [2, 3]}) == 2
