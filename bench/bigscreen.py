@@ -121,8 +121,20 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def kiosk_token(db: str) -> str:
+    """A big-screen viewer token for the wall's URL (``/bigscreen?kiosk=…``), as a site sets one up."""
+    from services import auth
+
+    store = open_store(db)
+    try:
+        return auth.create_api_token(store, auth.Principal("bench", "admin", "211200", kind="token"),
+                                     name="bench-wall", role="viewer", unit_code="211200")  # fmt: skip
+    finally:
+        store.close()
+
+
 @contextmanager
-def page(base: str, refresh: int) -> Iterator[tuple[Any, Any, dict[str, int], float]]:
+def page(base: str, refresh: int, kiosk: str) -> Iterator[tuple[Any, Any, dict[str, int], float]]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -141,7 +153,7 @@ def page(base: str, refresh: int) -> Iterator[tuple[Any, Any, dict[str, int], fl
 
         cdp.on("Network.webSocketFrameReceived", frame)
         t0 = time.perf_counter()
-        pg.goto(f"{base}/bigscreen?refresh={refresh}", wait_until="domcontentloaded")
+        pg.goto(f"{base}/bigscreen?refresh={refresh}&kiosk={kiosk}", wait_until="domcontentloaded")
         pg.wait_for_selector("[data-kpi='open']", timeout=120_000)
         pg.wait_for_selector("iframe[title*='st_folium']", timeout=120_000)
         pg.wait_for_selector("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg", timeout=120_000)
@@ -164,7 +176,7 @@ def _map_drawn(frame: Any) -> bool:
 
 
 def browser_side(db: str, refresh: int, refreshes: int, log: Path) -> dict[str, Any]:
-    with console(db, log) as (base, _pid), page(base, refresh) as (pg, _cdp, got, load_s):
+    with console(db, log) as (base, _pid), page(base, refresh, kiosk_token(db)) as (pg, _cdp, got, load_s):
         pg.wait_for_timeout(2000)
         b0, f0 = got["bytes"], got["frames"]
         pg.wait_for_timeout(refresh * refreshes * 1000)
@@ -217,7 +229,7 @@ def churn(db: str, every_s: float = 20.0) -> Iterator[dict[str, int]]:
 
 def soak(db: str, refresh: int, minutes: int, log: Path) -> dict[str, Any]:
     samples = []
-    with console(db, log) as (base, pid), page(base, refresh) as (pg, cdp, got, _load), churn(db) as done:
+    with console(db, log) as (base, pid), page(base, refresh, kiosk_token(db)) as (pg, cdp, got, _load), churn(db) as done:
         t0 = time.monotonic()
         for minute in range(minutes + 1):
             if minute:

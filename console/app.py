@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # `streamlit run` puts console/ on sys.path, not the repository root the packages live in.
@@ -12,7 +13,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from console import state  # noqa: E402
+from console import access, state  # noqa: E402
 from console.i18n import LANGS, t  # noqa: E402
 from store.base import StoreError  # noqa: E402
 
@@ -33,18 +34,56 @@ with st.sidebar:
         st.rerun()
 
 PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would also serve that folder as v1 pages
-nav = st.navigation(
-    [
-        st.Page(PAGES / "overview.py", title=t("page.map", lang), icon=":material/map:", url_path="map", default=True),
-        st.Page(PAGES / "bigscreen.py", title=t("page.bigscreen", lang), icon=":material/tv:", url_path="bigscreen"),
-        st.Page(PAGES / "dispatch.py", title=t("page.dispatch", lang), icon=":material/campaign:", url_path="dispatch"),
-        st.Page(PAGES / "planning.py", title=t("page.planning", lang), icon=":material/edit_location_alt:", url_path="planning"),
-        st.Page(PAGES / "cases.py", title=t("page.cases", lang), icon=":material/assignment:", url_path="cases"),
-        st.Page(PAGES / "staff.py", title=t("page.staff", lang), icon=":material/groups:", url_path="staff"),
-        st.Page(PAGES / "cameras.py", title=t("page.cameras", lang), icon=":material/videocam:", url_path="cameras"),
-        st.Page(PAGES / "settings.py", title=t("page.settings", lang), icon=":material/settings:", url_path="settings"),
-    ]
+# (file, url path, icon, the action that opens it): a page is listed only for roles that may open it,
+# and each page checks again (console.access.require) before it reads anything.
+PAGE_TABLE = (
+    ("overview.py", "map", ":material/map:", "map.view"),
+    ("bigscreen.py", "bigscreen", ":material/tv:", "bigscreen.view"),
+    ("dispatch.py", "dispatch", ":material/campaign:", "cases.assign"),
+    ("planning.py", "planning", ":material/edit_location_alt:", "plan.view"),
+    ("cases.py", "cases", ":material/assignment:", "cases.view"),
+    ("staff.py", "staff", ":material/groups:", "staff.view"),
+    ("cameras.py", "cameras", ":material/videocam:", "cameras.view"),
+    ("users.py", "users", ":material/admin_panel_settings:", "users.manage"),
+    ("settings.py", "settings", ":material/settings:", "settings.edit"),
 )
+
+try:
+    who = state.principal()
+except StoreError as exc:  # the database is down: nobody can be checked, so nothing is shown
+    state.database_down(exc, lang)
+    st.stop()
+
+
+def _stand_in(url: str, page: Callable[[], None]) -> st.Page:
+    """A hidden page at ``url`` that runs ``page`` instead: a link to /dispatch opened before
+    sign-in shows the sign-in form there (and the dispatch page once signed in), a page the role
+    may not open says so, instead of Streamlit's "page not found"."""
+
+    def run() -> None:
+        page()
+
+    run.__name__ = run.__qualname__ = f"stand_in_{url}"
+    return st.Page(run, title=t(f"page.{url}", lang), url_path=url, visibility="hidden")
+
+
+if who is None:
+    signin = st.Page(state.sign_in_page, title=t("auth.signin", lang), icon=":material/login:", url_path="signin", default=True)
+    nav = st.navigation([signin, *(_stand_in(url, state.sign_in_page) for _f, url, _i, _a in PAGE_TABLE)])
+    access.flush_cookie()
+else:
+    allowed = [row for row in PAGE_TABLE if who.can(row[3])]
+    if access.is_kiosk():  # a kiosk token opens the big screen and nothing else
+        allowed = [row for row in allowed if row[1] == "bigscreen"]
+    pages = [
+        st.Page(PAGES / f, title=t(f"page.{url}", lang), icon=icon, url_path=url, default=(i == 0))
+        for i, (f, url, icon, _) in enumerate(allowed)
+    ]
+    refused = [_stand_in(url, state.refused_page) for _f, url, _i, _a in PAGE_TABLE if (_f, url, _i, _a) not in allowed]
+    nav = st.navigation([*pages, *refused])
+    with st.sidebar:
+        access.user_box(state.get_store(), who, lang, state.unit_name(who.unit_code))
+    access.flush_cookie()
 try:
     nav.run()
 except StoreError as exc:  # the database went away while the page ran: a banner, not a traceback

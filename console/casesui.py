@@ -20,7 +20,20 @@ from services import cases as cs
 from services.sla import limit_text
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&])")
-ACTOR = "dispatcher"  # who the console acts as until users and roles arrive (issue 8)
+def actor() -> str:
+    """Who is acting: the signed-in user's name (what the case timeline records)."""
+    from console import state
+
+    who = state.principal()
+    return who.name if who is not None else "console"
+
+
+def may(action: str) -> bool:
+    """May the signed-in user do ``action`` (services.auth.PERMISSIONS)?"""
+    from console import state
+
+    who = state.principal()
+    return who is not None and who.can(action)
 
 
 def pickers(store: Any, lang: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -28,7 +41,22 @@ def pickers(store: Any, lang: str) -> tuple[dict[str, str], dict[str, str]]:
     cats = cs.categories(store)
     cat_names = {str(k): str(v) for k, v in zip(cats["code"], cats["name_zh" if lang == "zh" else "name_en"], strict=True)}
     units = state.townships()
-    return cat_names, {str(k): str(v) for k, v in zip(units["code"], units["name"], strict=True)}
+    names = {str(k): str(v) for k, v in zip(units["code"], units["name"], strict=True)}
+    who = state.principal()
+    return cat_names, state.covered(who, names) if who is not None else {}
+
+
+def visible_case(store: Any, case_id: int) -> dict[str, Any]:
+    """A case for the signed-in user: CaseNotFound when it lies outside their jurisdiction (as if
+    it did not exist), residents' details redacted for roles that may not see them."""
+    from console import state
+    from services import auth
+
+    who = state.principal()
+    case = cs.get_case(store, int(case_id))
+    if who is None or (state.area(who) is not None and not auth.case_visible(who, case)):
+        raise cs.CaseNotFound(f"no case {int(case_id)}")
+    return auth.redact_record(who, case)
 
 
 def outcome(out: Any, lang: str) -> None:
@@ -96,7 +124,8 @@ def case_header(case: Mapping[str, Any], lang: str, tz: str) -> None:
         t("case.address", lang): case.get("address") or "—",
         t("case.grid", lang): case.get("grid_code") or "—",
         t("case.reported", lang): f"{local(case.get('reported_at'), tz)} · {t('source.' + str(case.get('source')), lang)}",
-        t("case.reporter", lang): " ".join(str(v) for v in (case.get("reporter_name"), case.get("reporter_phone")) if v) or "—",
+        t("case.reporter", lang): (" ".join(str(v) for v in (case.get("reporter_name"), case.get("reporter_phone")) if v) or "—")
+        if may("cases.personal") else t("auth.hidden", lang),
         t("case.assignee", lang): case.get("assignee_name") or t("case.unassigned", lang),
         t("case.deadline", lang): f"{local(case.get('deadline_at'), tz)} ({due_text(case, lang, now)})",
     }
@@ -147,8 +176,12 @@ BUTTONS = ("file", "reject", "accept", "start", "resolve", "verify", "return", "
 
 def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> None:
     """Buttons for the loop's next steps, a note, satisfaction for evaluation, departments to summon."""
+    if not may("cases.act"):  # viewers follow cases; they do not move them
+        return
     state = str(case["state"])
     possible = [a for a in BUTTONS if state in cs.ACTIONS[a][0]]
+    if not may("cases.assign"):  # taking a case back or escalating it is a dispatcher's call
+        possible = [a for a in possible if a not in ("unassign", "escalate", "reject", "file")]
     if int(case.get("escalation_level") or 0) >= len(cs.ESCALATION_LEVELS) - 1 and "escalate" in possible:
         possible.remove("escalate")
     note = st.text_input(t("case.note", lang), key=f"{key}_note_{case['id']}", max_chars=cs.MAX_DESCRIPTION)
@@ -158,15 +191,15 @@ def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> N
         for i, action in enumerate(possible):
             if cols[i % len(cols)].button(_action_label(action, lang), key=f"{key}_{action}_{case['id']}",
                                           use_container_width=True):  # fmt: skip
-                run(lambda a=action: cs.act(store, int(case["id"]), a, actor=ACTOR, expected_rev=rev,
-                                            note=note or None), lang)  # fmt: skip
+                run(lambda a=action: cs.act(store, int(case["id"]), a, actor=actor(), expected_rev=rev,
+                                            note=note or None), lang, what=f"case.{action}", target=case["id"])  # fmt: skip
     if state == "closed":
         c = st.columns([2, 1])
         score = c[0].select_slider(t("case.satisfaction", lang), options=[1, 2, 3, 4, 5], value=5, key=f"{key}_sat_{case['id']}")
         if c[1].button(_action_label("evaluate", lang), key=f"{key}_evaluate_{case['id']}"):
-            run(lambda: cs.act(store, int(case["id"]), "evaluate", actor=ACTOR, expected_rev=rev,
-                               satisfaction=int(score), note=note or None), lang)  # fmt: skip
-    if state in cs.OPEN_STATES:
+            run(lambda: cs.act(store, int(case["id"]), "evaluate", actor=actor(), expected_rev=rev,
+                               satisfaction=int(score), note=note or None), lang, what="case.evaluate", target=case["id"])  # fmt: skip
+    if state in cs.OPEN_STATES and may("cases.assign"):
         depts = cs.departments(store)
         if len(depts):
             names = dict(zip(depts["code"], depts["name_zh" if lang == "zh" else "name_en"], strict=True))
@@ -175,8 +208,8 @@ def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> N
                                       key=f"{key}_depts_{case['id']}")  # fmt: skip
             hours = c[1].number_input(t("case.summon_hours", lang), 1, 720, 24, key=f"{key}_dh_{case['id']}")
             if c[2].button(t("case.summon", lang), key=f"{key}_summon_{case['id']}", disabled=not chosen):
-                run(lambda: cs.summon(store, int(case["id"]), chosen, actor=ACTOR, due_hours=float(hours),
-                                      note=note or None), lang)  # fmt: skip
+                run(lambda: cs.summon(store, int(case["id"]), chosen, actor=actor(), due_hours=float(hours),
+                                      note=note or None), lang, what="case.summon", target=case["id"])  # fmt: skip
     summons = case.get("summons")
     if isinstance(summons, pd.DataFrame) and len(summons):
         st.caption(t("case.summoned", lang))
@@ -187,10 +220,12 @@ def action_bar(store: Any, case: Mapping[str, Any], lang: str, *, key: str) -> N
                       else t("summon.accepted", lang) if not _missing(row["accepted_at"]) else t("summon.waiting", lang))  # fmt: skip
             c[1].text(status)
             if _missing(row["accepted_at"]) and c[2].button(t("summon.accept", lang), key=f"{key}_sa_{case['id']}_{row['department']}"):
-                run(lambda d=row["department"]: cs.department_responds(store, int(case["id"]), str(d), actor=ACTOR), lang)
+                run(lambda d=row["department"]: cs.department_responds(store, int(case["id"]), str(d), actor=actor()), lang,
+                    what="case.department_accept", target=case["id"])
             if _missing(row["reported_back_at"]) and c[3].button(t("summon.report", lang), key=f"{key}_sr_{case['id']}_{row['department']}"):
-                run(lambda d=row["department"]: cs.department_responds(store, int(case["id"]), str(d), actor=ACTOR,
-                                                                    step="report"), lang)  # fmt: skip
+                run(lambda d=row["department"]: cs.department_responds(store, int(case["id"]), str(d), actor=actor(),
+                                                                    step="report"), lang,
+                    what="case.department_report", target=case["id"])  # fmt: skip
 
 
 def seen_rev(case: Mapping[str, Any], key: str) -> int:
@@ -208,8 +243,11 @@ def seen_rev(case: Mapping[str, Any], key: str) -> int:
     return int(seen) if seen is not None else int(case["rev"])
 
 
-def run(fn: Any, lang: str) -> None:
-    """Carry out an action; a refusal or a lost race is shown (with who won), success reruns the page."""
+def run(fn: Any, lang: str, *, what: str, target: Any) -> None:
+    """Carry out an action; a refusal or a lost race is shown (with who won), success is written to
+    the audit log (``what`` on ``target``) and reruns the page."""
+    from console import access, state
+
     try:
         fn()
     except cs.CaseConflict as e:
@@ -217,6 +255,9 @@ def run(fn: Any, lang: str) -> None:
     except cs.CaseError as e:
         st.session_state["_case_flash"] = ("error", str(e))
     else:
+        who = state.principal()
+        if who is not None:
+            access.audit(state.get_store(), who, what, target=target)
         st.session_state["_case_flash"] = ("success", t("case.done", lang))
     st.rerun()
 

@@ -14,6 +14,7 @@ from console.i18n import DEFAULT_LANG, LANGS, t
 from layers.basemap import BasemapConfig
 from layers.offline import use_local_assets
 from services import mapview, planning, settings, tracks
+from services.auth import Principal
 from services.overview import CitySummary, city_summary
 from store import Store, open_store
 from store.base import StoreError
@@ -105,7 +106,8 @@ def store_and_city() -> tuple[Store, CitySummary]:
     lang_ = lang()
     try:
         store = get_store()
-        summary = city_summary(store, stats=stats())
+        who = principal()
+        summary = city_summary(store, stats=stats(), unit_code=None if who is None or area(who) is None else who.unit_code)
     except Exception as exc:  # the database is down or unreachable: say so, do not crash
         database_down(exc, lang_)
         st.stop()
@@ -176,3 +178,59 @@ def _townships(url: str) -> pd.DataFrame:
 def townships() -> pd.DataFrame:
     """Townships/streets (code, name) for area pickers, cached five minutes."""
     return _townships(get_store().url)
+
+
+def principal() -> Principal | None:
+    """The signed-in principal of this browser session (console.access), or None."""
+    from console import access
+
+    return access.current(get_store())
+
+
+def sign_in_page() -> None:
+    """The only page of a session nobody has signed in to."""
+    from console import access
+
+    access.sign_in_form(get_store(), lang())
+
+
+def refused_page() -> None:
+    """What a signed-in user sees at the address of a page their role may not open."""
+    st.error(t("auth.denied", lang()))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _unit_names(url: str) -> dict[str, str]:
+    units = get_store().read("admin_units", columns=["code", "name"], geometry=False)
+    return dict(zip(units["code"].astype(str), units["name"].astype(str), strict=True))
+
+
+def unit_name(code: str) -> str | None:
+    """The name of an administrative unit (cached five minutes)."""
+    return _unit_names(get_store().url).get(str(code))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _city_code(url: str) -> str | None:
+    top = get_store().read("admin_units", where={"level": "city"}, columns=["code"], geometry=False)
+    if not len(top):
+        top = get_store().read("admin_units", where={"level": "county"}, columns=["code"], geometry=False)
+    codes = sorted(top["code"].astype(str))
+    return codes[0] if len(codes) == 1 else None
+
+
+def area(who: Principal, chosen: str | None = None) -> str | None:
+    """The unit-code prefix a page filters by for ``who``: the unit picked in a filter when it
+    lies inside the jurisdiction, else the jurisdiction itself; None when that is the whole city
+    (no filter: the cheapest read)."""
+    if chosen and who.covers(chosen):
+        return str(chosen)
+    city = _city_code(get_store().url)
+    if city is not None and who.covers(city):
+        return None
+    return who.prefix
+
+
+def covered(who: Principal, names: dict[str, str]) -> dict[str, str]:
+    """The entries of a code -> name picker that lie inside ``who``'s jurisdiction."""
+    return {code: name for code, name in names.items() if who.covers(code)}

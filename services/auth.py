@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from services.cases import utc
+from services.cases import code_range, utc
 from store.base import Range, Store
 
 __all__ = [
@@ -42,16 +42,21 @@ __all__ = [
     "audit",
     "create_api_token",
     "create_user",
+    "external_principal",
     "hash_password",
     "jurisdiction_prefix",
+    "list_tokens",
+    "list_users",
     "read_audit",
     "case_scope",
+    "case_visible",
     "redact",
     "redact_record",
     "scope_range",
     "scope_where",
     "revoke_api_token",
     "session_principal",
+    "set_active",
     "set_password",
     "sign_in",
     "sign_out",
@@ -220,13 +225,16 @@ def audit(
 def read_audit(
     store: Store, principal: Principal, *, since: Any = None, actor: str | None = None, limit: int = 1000
 ) -> pd.DataFrame:
-    """The audit log, newest first (administrators only); reading it is itself audited."""
+    """The audit log, newest first (administrators only); reading it is itself audited. A city's
+    administrator reads all of it; a district's (or lower) only the lines of its own people."""
     principal.require("audit.read")
     where: dict[str, Any] = {}
     if since is not None:
         where["ts"] = Range(utc(since), None)
     if actor:
         where["actor"] = actor
+    if len(principal.prefix) > 4:  # below the city: only what the jurisdiction's own people did
+        where = scope_where(principal, "unit_code", where)
     rows = store.read("audit_log", where=where or None, order_by=["-id"], limit=limit, geometry=False)
     audit(store, principal, "audit.read", detail=f"{len(rows)} rows")
     return rows
@@ -290,6 +298,34 @@ def set_password(store: Store, by: Principal, *, username: str, password: str, n
         audit(store, by, "user.password", target=username, now=ts)
 
 
+def list_users(store: Store, by: Principal) -> pd.DataFrame:
+    """Users inside ``by``'s jurisdiction (administrators only), without their password hashes."""
+    by.require("users.manage")
+    rows = store.read("users", where=scope_where(by, "unit_code"), order_by=["username"], geometry=False)
+    return rows.drop(columns=["password_hash"], errors="ignore")
+
+
+def set_active(store: Store, by: Principal, *, username: str, active: bool, now: Any = None) -> None:
+    """Disable (ending every session) or re-enable a user inside ``by``'s jurisdiction."""
+    row = _user(store, username)
+    by.require("users.manage", row["unit_code"])
+    if by.name == username and not active:
+        raise AuthError("an administrator cannot disable themselves", code="invalid")
+    ts = utc(now)
+    with store.transaction():
+        store.update("users", {"username": username}, {"active": bool(active)})
+        if not active:
+            store.delete("user_sessions", {"username": username})
+        audit(store, by, "user.enable" if active else "user.disable", target=username, now=ts)
+
+
+def list_tokens(store: Store, by: Principal) -> pd.DataFrame:
+    """API and device tokens inside ``by``'s jurisdiction (never the tokens: they are not kept)."""
+    by.require("users.manage")
+    rows = store.read("api_tokens", where=scope_where(by, "unit_code"), order_by=["name"], geometry=False)
+    return rows.drop(columns=["token_hash"], errors="ignore")
+
+
 def _user(store: Store, username: str) -> dict[str, Any]:
     rows = store.read("users", where={"username": str(username)}, geometry=False)
     if not len(rows):
@@ -349,6 +385,20 @@ def session_principal(store: Store, token: str | None, *, now: Any = None) -> Pr
     store.update("user_sessions", {"token_hash": key}, {"last_seen_at": ts})
     u = users.iloc[0]
     return Principal(str(u["username"]), str(u["role"]), str(u["unit_code"]))
+
+
+def external_principal(store: Store, username: str, *, client: str | None = None, now: Any = None) -> Principal | None:
+    """The active console user an identity provider signed in (OIDC: matched by e-mail as the
+    username), or None when there is none; the sign-in is audited either way."""
+    name = str(username or "")[:200]
+    rows = store.read("users", where={"username": name}, geometry=False) if _USERNAME.match(name) else None
+    if rows is None or not len(rows) or not bool(rows["active"].iloc[0]):
+        audit(store, name or "?", "signin.oidc_unknown", client=client, now=now)
+        return None
+    u = rows.iloc[0]
+    p = Principal(str(u["username"]), str(u["role"]), str(u["unit_code"]))
+    audit(store, p, "signin.oidc", client=client, now=now)
+    return p
 
 
 def sign_out(store: Store, token: str, *, now: Any = None) -> None:
@@ -435,9 +485,7 @@ CASE_LEVEL_COLUMNS = ((6, "county_code"), (9, "township_code"), (12, "village_co
 def scope_range(principal: Principal) -> Range:
     """The codes inside ``principal``'s jurisdiction as a half-open text range (a prefix test the
     store can answer from an index): 211202 covers [211202, 211203)."""
-    lo = principal.prefix
-    nxt = str(int(lo) + 1).zfill(len(lo))
-    return Range(lo, nxt if len(nxt) == len(lo) else None)
+    return code_range(principal.prefix)
 
 
 def scope_where(principal: Principal, column: str, where: Any = None) -> dict[str, Any]:
@@ -454,6 +502,16 @@ def case_scope(principal: Principal, where: Any = None) -> dict[str, Any]:
     n = len(principal.prefix)
     column = next((c for size, c in CASE_LEVEL_COLUMNS if n <= size), "grid_code")
     return scope_where(principal, column, where)
+
+
+def case_visible(principal: Principal, case: Any) -> bool:
+    """Is a case (a mapping with the code columns) inside ``principal``'s jurisdiction? Judged by
+    its most precise code: grid, else village, else township, else county."""
+    for column in ("grid_code", "village_code", "township_code", "county_code"):
+        code = case.get(column)
+        if code is not None and not (isinstance(code, float) and code != code) and str(code):
+            return principal.covers(code)
+    return False
 
 
 def redact(principal: Principal, frame: pd.DataFrame) -> pd.DataFrame:

@@ -110,6 +110,14 @@ def utc(value: Any = None) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def code_range(prefix: str) -> Range:
+    """Unit codes starting with ``prefix`` as a half-open text range, which the store answers from
+    an index: 211202 → [211202, 211203) holds 211202 and every code below it."""
+    lo = str(prefix)
+    nxt = str(int(lo) + 1).zfill(len(lo)) if lo.isdigit() else None
+    return Range(lo, nxt if nxt is not None and len(nxt) == len(lo) else None)
+
+
 def clean_text(value: Any, *, limit: int, name: str) -> str | None:
     """User text as stored: control characters (other than tab/newline) removed, surrounding space
     stripped, None when empty; longer than ``limit`` characters is an error (nothing is cut)."""
@@ -569,9 +577,9 @@ def open_cases(
     cols = ["id", "category", "state", "urgency", "kind", "description", "address", "reported_at", "dispatched_at",
             "deadline_at", "escalation_level", "assignee_id", "grid_code", "village_code", "township_code",
             "reports", "rev", "source"]  # fmt: skip
-    cases = store.read("cases", bbox=bbox, where=where, columns=cols)
     if unit_prefix:
-        cases = cases[cases["village_code"].fillna("").astype(str).str.startswith(unit_prefix)]
+        where["village_code"] = code_range(unit_prefix)
+    cases = store.read("cases", bbox=bbox, where=where, columns=cols)
     running = cases["state"].isin(WORKING_STATES)
     od, ds = sla.flags(cases["deadline_at"], cases["dispatched_at"], now=utc(now), open_=running)
     cases = cases.assign(
@@ -985,17 +993,19 @@ def search(
             where["state"] = list(states)
         if categories_:
             where["category"] = list(categories_)
-        if (unit_prefix or text) and since is None:  # filtered after reading: never the whole history
+        if unit_prefix:
+            where["village_code"] = code_range(unit_prefix)
+        if text and since is None:  # filtered after reading: never the whole history
             since = utc() - SEARCH_WINDOW
         if since is not None or until is not None:
             where["reported_at"] = Range(utc(since) if since is not None else None, utc(until) if until is not None else None)
     cols = ["id", "category", "state", "urgency", "kind", "source", "description", "address", "reported_at",
             "deadline_at", "closed_at", "assignee_id", "village_code", "escalation_level", "reports", "satisfaction"]  # fmt: skip
     # an area or text filter is applied after reading, so read more rows than shown
+    if case_id is not None and unit_prefix:
+        where["village_code"] = code_range(unit_prefix)  # one case, only when inside the area
     rows = store.read("cases", where=where or None, columns=cols, order_by=["-reported_at"],
-                      limit=None if (unit_prefix or text) else limit, geometry=False)  # fmt: skip
-    if unit_prefix:
-        rows = rows[rows["village_code"].fillna("").astype(str).str.startswith(unit_prefix)]
+                      limit=None if text else limit, geometry=False)  # fmt: skip
     if text:
         needle = text.strip()
         hay = rows["description"].fillna("") + " " + rows["address"].fillna("")

@@ -23,12 +23,15 @@ class CitySummary:
     zoom: int
 
 
-def city_summary(store: Store, *, stats: pd.DataFrame) -> CitySummary | None:
-    """Figures for the top unit in the store, or None when there are no grids yet."""
+def city_summary(store: Store, *, stats: pd.DataFrame, unit_code: str | None = None) -> CitySummary | None:
+    """Figures for the top unit in the store (or for ``unit_code``, a jurisdiction below it, when
+    given and known), or None when there are no grids yet."""
     if len(stats) == 0 or stats["grids"].sum() == 0:
         return None
     top_level = "city" if (stats["level"] == "city").any() else "county"
     top = stats[stats["level"] == top_level]
+    if unit_code is not None and str(unit_code) in stats.index:  # one user's jurisdiction
+        top = stats.loc[[str(unit_code)]]
     units = store.read("admin_units", where={"code": list(top.index)}, columns=["code"])
     minx, miny, maxx, maxy = units.total_bounds
     return CitySummary(

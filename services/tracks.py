@@ -35,6 +35,7 @@ from geo.tracks import (
     track_segments,
     trip_stats,
 )
+from services.cases import code_range
 from services.settings import city_tz
 from store import Range
 from store.base import BBox, Store
@@ -82,11 +83,14 @@ def live_staff(
     on_duty_only: bool = True,
     online_s: float = ONLINE_S,
     offline_s: float = OFFLINE_S,
+    unit_prefix: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Latest positions joined with staff: staff_id, name, role, unit_code, unit_name, ts, age_s,
-    freshness, battery, speed, accuracy, grid_code (EPSG:4326)."""
+    freshness, battery, speed, accuracy, grid_code (EPSG:4326); with ``unit_prefix``, only staff
+    of the units under it."""
     latest = store.read("latest_positions", bbox=bbox)
-    staff = store.read("staff", columns=["id", "name", "role", "unit_code", "on_duty"])
+    staff = store.read("staff", columns=["id", "name", "role", "unit_code", "on_duty"],
+                       where={"unit_code": code_range(unit_prefix)} if unit_prefix else None)  # fmt: skip
     if roles:
         staff = staff[staff["role"].isin(list(roles))]
     units = _units(store).set_index("code")["name"]

@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
+from console import access, state
 from console import bigscreenui as ui
-from console import state
 from console.i18n import labels, t
 from layers.basemap import build_base_map, with_release
 from layers.bigscreen import build_districts_layer, build_flash_layer, build_staff_dots_layer
@@ -33,6 +33,7 @@ MAP_HEIGHT = 700
 LAYER_PREFIXES = ("big.", "case.", "cstate.", "cam.", "camstat.", "dur.", "dist.", "staff.", "role.", "fresh.", "unit.")
 
 lang = state.lang()
+who = access.require("bigscreen.view", lang)
 store, summary = state.store_and_city()
 state.local_assets(state.static_prefix())
 opts = ui.options(st.query_params)
@@ -40,11 +41,16 @@ tz = city_tz(store)
 L = labels(LAYER_PREFIXES, lang)
 st.markdown(ui.CSS, unsafe_allow_html=True)
 units = bs.districts(store)
+# Below the city, a user's big screen is pinned to their own district (its aggregate figures; a
+# street's or community's user sees the district they belong to, with no personal data on it).
+PINNED = None if state.area(who) is None else who.unit_code[:6]
+if PINNED is not None:
+    units = units[units["code"].astype(str) == PINNED]
 names = dict(zip(units["code"].astype(str), units["name"].astype(str), strict=True))
 codes = list(names)
-if DISTRICT not in st.session_state:
-    st.session_state[DISTRICT] = opts.district if opts.district in names else None
-    st.session_state["_big_tour_at"] = time.monotonic()
+if DISTRICT not in st.session_state or PINNED is not None:
+    st.session_state[DISTRICT] = PINNED or (opts.district if opts.district in names else None)
+    st.session_state.setdefault("_big_tour_at", time.monotonic())
 # the base map is the same on every run (dark background, the city's view): never remounted
 dark = state.basemap().model_copy(update={"background": ui.BG}) if state.basemap().kind == "none" else state.basemap()
 
@@ -74,7 +80,7 @@ def headline() -> None:
 @state.guarded
 def live_map() -> None:
     county = st.session_state.get(DISTRICT)
-    if opts.tour_s and time.monotonic() - st.session_state.get("_big_tour_at", 0.0) >= opts.tour_s:
+    if opts.tour_s and PINNED is None and time.monotonic() - st.session_state.get("_big_tour_at", 0.0) >= opts.tour_s:
         county = st.session_state[DISTRICT] = bs.tour_next(codes, county)
         st.session_state["_big_tour_at"] = time.monotonic()
     m = bs.map_data(store, county=county, lang=lang)
@@ -100,13 +106,13 @@ def live_map() -> None:
     if count != seen:
         st.session_state["_big_clicks"] = count
         clicked = result.get("last_object_clicked") or {}
-        if county is None and "lat" in clicked and "lng" in clicked:
+        if county is None and PINNED is None and "lat" in clicked and "lng" in clicked:
             hit = bs.district_at(store, lon=float(clicked["lng"]), lat=float(clicked["lat"]))
             if hit is not None:
                 st.session_state[DISTRICT] = hit
                 st.session_state["_big_tour_at"] = time.monotonic()
                 st.rerun()
-    if county is not None and st.button(t("big.back", lang), key="big_back"):
+    if county is not None and PINNED is None and st.button(t("big.back", lang), key="big_back"):
         st.session_state[DISTRICT] = None
         st.session_state["_big_tour_at"] = time.monotonic()
         st.rerun()

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from console import camerasui, casesui, state
+from console import access, camerasui, casesui, state
 from console.i18n import labels, t
 from console.mapui import display_frame, initial_view, view_from_state
 from layers.basemap import build_base_map, needs_gcj02_shift, with_release
@@ -27,6 +27,7 @@ SEL = "camera_sel"
 LAYER_PREFIXES = ("cam.", "camstat.", "dur.", "dist.")
 
 lang = state.lang()
+who = access.require("cameras.view", lang)
 st.title(t("page.cameras", lang))
 store, summary = state.store_and_city()
 state.local_assets(state.static_prefix())
@@ -104,7 +105,7 @@ with tab_cov:
     st.caption(t("cam.cov_hint", lang))
     level = st.radio(t("cam.level", lang), ["village", "grid"], horizontal=True,
                      format_func=lambda v: t(f"cam.level.{v}", lang), key="cov_level")  # fmt: skip
-    table = cams.coverage_table(store, level=level)
+    table = cams.coverage_table(store, level=level, unit_prefix=state.area(who))
     if not len(table):
         st.info(t("cam.no_coverage", lang))
     else:
@@ -180,7 +181,9 @@ with tab_reg:
     up = st.file_uploader(
         t("cam.reg_file", lang), type=["csv", "geojson", "json", "gpkg", "zip"], key="cam_file"
     )
-    if up is not None and st.button(t("cam.reg_go", lang), key="cam_import"):
+    if not who.can("cameras.manage"):
+        st.info(t("auth.denied", lang))
+    elif up is not None and st.button(t("cam.reg_go", lang), key="cam_import"):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(up.name).name
             path.write_bytes(up.getvalue())
@@ -191,6 +194,7 @@ with tab_reg:
             except (OSError, ValueError) as e:
                 st.error(casesui.md(str(e)))
             else:
+                access.audit(store, who, "cameras.import", target=up.name, detail=report.summary()[:2000])
                 st.success(casesui.md(report.summary()))
                 if report.errors:
                     st.dataframe(pd.DataFrame({t("cam.reg_problem", lang): report.errors}), hide_index=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from console import camerasui, casesui, state
+from console import access, camerasui, casesui, state
 from console.i18n import labels, t
 from console.mapui import display_frame, initial_view, unshift_click, view_from_state
 from layers.basemap import build_base_map, needs_gcj02_shift, with_release
@@ -32,6 +32,7 @@ NEW = "dispatch_new_at"
 LAYER_PREFIXES = ("case.", "cstate.", "cand.", "cluster.", "reason.", "role.", "kind.", "urgency.", "level.", "dur.", "dist.", "cam.", "camstat.")
 
 lang = state.lang()
+who = access.require("cases.assign", lang)
 st.title(t("page.dispatch", lang))
 store, summary = state.store_and_city()
 state.local_assets(state.static_prefix())
@@ -54,7 +55,7 @@ overdue_only = f[3].toggle(t("dispatch.overdue_only", lang), key="dispatch_overd
 
 view = view_from_state(st.session_state.get(MAP_KEY), fallback=initial_view(summary.center, summary.zoom), shifted=shifted)
 board = dispatch.board(store, bbox=view.bbox, lang=lang, states=states or None, categories_=chosen_cats or None,
-                       unit_prefix=unit or None, overdue_only=overdue_only)  # fmt: skip
+                       unit_prefix=state.area(who, unit or None), overdue_only=overdue_only)  # fmt: skip
 m = st.columns(5)
 for col, k in zip(m, ("open", "unassigned", "overdue", "due_soon", "escalated"), strict=True):
     col.metric(t(f"dispatch.stat.{k}", lang), f"{board.stats[k]:,}")
@@ -186,18 +187,19 @@ with tab_map:
                     try:
                         made = cs.create_case(store, cs.NewCase(category=code, lon=new_at[0], lat=new_at[1], description=desc,
                                                                 address=addr, source="dispatcher", urgency=int(urg),
-                                                                actor=casesui.ACTOR))  # fmt: skip
+                                                                actor=casesui.actor()))  # fmt: skip
                     except cs.CaseError as e:
                         st.error(casesui.md(str(e)))
                     else:
                         _select(made.case_id)
+                        access.audit(store, who, "case.create", target=made.case_id, detail=f"category={code} source=dispatcher")
                         st.session_state["_case_flash"] = ("success", t("dispatch.created" if made.created else "dispatch.linked", lang, id=made.case_id))
                         st.rerun()
         elif selected is None:
             st.info(t("dispatch.pick", lang))
         else:
             try:
-                case = cs.get_case(store, int(selected))
+                case = casesui.visible_case(store, int(selected))
             except cs.CaseNotFound:
                 _select(None)
                 st.rerun()
@@ -223,8 +225,9 @@ with tab_map:
                     mine = assigned is not None and int(assigned) == int(row["staff_id"])
                     if c[3].button(verb, key=f"assign_{case['id']}_{row['staff_id']}", disabled=mine or not can_assign,
                                    use_container_width=True, type="primary" if int(row["rank"]) == 1 else "secondary"):  # fmt: skip
-                        casesui.run(lambda s=int(row["staff_id"]): cs.assign(store, int(case["id"]), s, actor=casesui.ACTOR,
-                                                                          expected_rev=rev), lang)  # fmt: skip
+                        casesui.run(lambda s=int(row["staff_id"]): cs.assign(store, int(case["id"]), s, actor=casesui.actor(),
+                                                                          expected_rev=rev), lang,
+                                    what="case.assign", target=f"{case['id']} → staff {row['staff_id']}")  # fmt: skip
             st.markdown(f"**{t('dispatch.cameras', lang)}**")
             camerasui.seeing_panel(seen_by, int(case["id"]), lang, key="dsp")
             st.markdown(f"**{t('dispatch.actions', lang)}**")
@@ -252,12 +255,14 @@ with tab_bulk:
                               selection_mode="multi-row", key="bulk_list", height=300)  # fmt: skip
         ids = [int(listing["id"].iloc[i]) for i in (picked.selection.rows if picked is not None else [])]
         c = st.columns([3, 1, 1])
-        who = _staff_picker(c[0], "bulk_staff")
-        if c[1].button(t("dispatch.bulk_assign", lang, n=len(ids)), disabled=not ids or who is None, key="bulk_assign"):
-            out = cs.bulk(store, [(i, who) for i in ids], actor=casesui.ACTOR)
+        pick = _staff_picker(c[0], "bulk_staff")
+        if c[1].button(t("dispatch.bulk_assign", lang, n=len(ids)), disabled=not ids or pick is None, key="bulk_assign"):
+            out = cs.bulk(store, [(i, pick) for i in ids], actor=casesui.actor())
+            access.audit(store, who, "case.bulk_assign", target=f"staff {pick}", detail=f"cases {ids}"[:2000])
             casesui.outcome(out, lang)
         if c[2].button(t("dispatch.bulk_unassign", lang, n=len(ids)), disabled=not ids, key="bulk_unassign"):
-            out = cs.bulk(store, [(i, None) for i in ids], actor=casesui.ACTOR, action="unassign")
+            out = cs.bulk(store, [(i, None) for i in ids], actor=casesui.actor(), action="unassign")
+            access.audit(store, who, "case.bulk_unassign", detail=f"cases {ids}"[:2000])
             casesui.outcome(out, lang)
 
         st.divider()
@@ -276,7 +281,8 @@ with tab_bulk:
             shown = plan.assign(distance_m=plan["distance_m"].round(0))
             st.dataframe(shown.rename(columns={c: t(f"surge.{c}", lang) for c in shown.columns}), hide_index=True)
             if st.button(t("dispatch.confirm", lang, n=len(ok)), type="primary", key="surge_confirm", disabled=not len(ok)):
-                out = cs.bulk(store, [(int(a), int(b)) for a, b in zip(ok["case_id"], ok["staff_id"], strict=True)], actor=casesui.ACTOR)
+                out = cs.bulk(store, [(int(a), int(b)) for a, b in zip(ok["case_id"], ok["staff_id"], strict=True)], actor=casesui.actor())
+                access.audit(store, who, "case.surge_assign", detail=f"{len(ok)} assignments")
                 st.session_state.pop("surge_plan", None)
                 casesui.outcome(out, lang)
 
@@ -309,10 +315,12 @@ with tab_batch:
                          hide_index=True, use_container_width=True)  # fmt: skip
             ids = [int(i) for i in members["id"]]
             c = st.columns([3, 1, 1])
-            who = _staff_picker(c[0], "batch_staff")
-            if c[1].button(t("dispatch.batch_assign", lang), disabled=who is None, key="batch_assign"):
-                out = cs.act_on_group(store, ids, "assign", actor=casesui.ACTOR, staff_id=who)
+            pick = _staff_picker(c[0], "batch_staff")
+            if c[1].button(t("dispatch.batch_assign", lang), disabled=pick is None, key="batch_assign"):
+                out = cs.act_on_group(store, ids, "assign", actor=casesui.actor(), staff_id=pick)
+                access.audit(store, who, "case.group_assign", target=f"staff {pick}", detail=f"cases {ids}"[:2000])
                 casesui.outcome(out, lang)
             if c[2].button(t("dispatch.batch_resolve", lang), key="batch_resolve"):
-                out = cs.act_on_group(store, ids, "resolve", actor=casesui.ACTOR, note=t("dispatch.batch_note", lang, n=len(ids)))
+                out = cs.act_on_group(store, ids, "resolve", actor=casesui.actor(), note=t("dispatch.batch_note", lang, n=len(ids)))
+                access.audit(store, who, "case.group_resolve", detail=f"cases {ids}"[:2000])
                 casesui.outcome(out, lang)

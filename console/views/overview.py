@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console import state
+from console import access, state
 from console.i18n import t
 from console.mapui import show_overview_map, view_from_query
 
 lang = state.lang()
+who = access.require("map.view", lang)
 st.title(t("page.map", lang))
 store, summary = state.store_and_city()
 

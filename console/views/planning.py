@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from console import planui, state
+from console import access, planui, state
 from console.i18n import labels, t
 from layers.basemap import build_base_map, with_release
 from layers.context import build_context_layer
@@ -26,11 +26,16 @@ from services import planning
 from services.files import ImportRejected
 
 lang = state.lang()
+who = access.require("plan.view", lang)
 L = labels(("plan.", "grid.status."), lang)
 st.title(t("page.planning", lang))
 try:
     store = state.get_store()
     towns, villages = state.unit_choices()
+    if state.area(who) is not None:  # a district's or street's planner plans inside it only
+        towns = towns[[who.covers(c) or str(who.unit_code).startswith(str(c)) for c in towns["code"]]]
+        villages = villages[[who.covers(c) for c in villages["code"]]]
+        towns = towns[towns["code"].isin(villages["parent_code"])]
 except Exception as exc:  # the database is down: say so, do not crash
     st.error(t("app.db_error", lang, error=exc))
     st.stop()
@@ -83,7 +88,8 @@ with tab_edit:
     )
     if d2.button(t("plan.new_current", lang), key="plan_new_current", use_container_width=True):
         try:
-            new_id = planning.create_draft(store, unit_code, method="current", author="console")
+            new_id = planning.create_draft(store, unit_code, method="current", author=who.name)
+            access.audit(store, who, "plan.draft_create", target=new_id, detail=f"unit={unit_code} method=current")
             st.session_state["plan_pending_draft"] = new_id
             _flash("success", t("plan.created", lang, draft=new_id))
         except (planning.PlanningError, ValueError) as exc:
@@ -92,7 +98,8 @@ with tab_edit:
     if d3.button(t("plan.new_partition", lang), key="plan_new_partition", use_container_width=True):
         try:
             with st.spinner(t("plan.partitioning", lang)):
-                new_id = planning.create_draft(store, unit_code, method="partition", author="console")
+                new_id = planning.create_draft(store, unit_code, method="partition", author=who.name)
+            access.audit(store, who, "plan.draft_create", target=new_id, detail=f"unit={unit_code} method=partition")
             st.session_state["plan_pending_draft"] = new_id
             _flash("success", t("plan.created", lang, draft=new_id))
         except (planning.PlanningError, ValueError) as exc:
@@ -146,7 +153,8 @@ with tab_edit:
 
         def _apply(action: str, **params: Any) -> None:
             try:
-                rev = planning.edit(store, d.id, action, actor="console", **params)
+                rev = planning.edit(store, d.id, action, actor=who.name, **params)
+                access.audit(store, who, f"plan.{action}", target=f"draft {d.id} rev {rev}", detail=str(params)[:2000])
                 _flash("success", t("plan.edited", lang, action=t(f"plan.action.{action}", lang), revision=rev))
                 st.session_state[sel_key] = []
             except (planning.EditError, planning.PlanningError, planning.ConflictError) as exc:
@@ -195,9 +203,11 @@ with tab_edit:
             b = st.columns(3)
             if b[0].button(t("plan.undo", lang), disabled=not d.can_undo, key="plan_undo", use_container_width=True):
                 planning.undo(store, d.id)
+                access.audit(store, who, "plan.undo", target=f"draft {d.id}")
                 st.rerun()
             if b[1].button(t("plan.redo", lang), disabled=not d.can_redo, key="plan_redo", use_container_width=True):
                 planning.redo(store, d.id)
+                access.audit(store, who, "plan.redo", target=f"draft {d.id}")
                 st.rerun()
             if b[2].button(t("plan.clear", lang), disabled=not selected, key="plan_clear", use_container_width=True):
                 st.session_state[sel_key] = []
@@ -239,8 +249,10 @@ with tab_edit:
                                                   type="primary")
             if submitted:
                 try:
-                    res = planning.publish(store, d.id, author="console", accept_warnings=reason or None,
+                    res = planning.publish(store, d.id, author=who.name, accept_warnings=reason or None,
                                            effective_at=datetime.combine(eff, time(0), tzinfo=UTC))
+                    access.audit(store, who, "plan.publish", target=f"{unit_code} v{res.version}",
+                                 detail=f"draft {d.id}; {len(res.codes)} grids; warnings accepted: {reason or '-'}")
                     _flash("success", t("plan.published", lang, version=res.version, grids=len(res.codes),
                                         cases=res.cases_moved, staff=res.staff_links))
                     state.unit_stats.clear()
@@ -253,10 +265,12 @@ with tab_edit:
             if o2[0].button(t("plan.rebase", lang), key="plan_rebase", use_container_width=True,
                            help=t("plan.rebase.help", lang)):
                 v = planning.rebase(store, d.id)
+                access.audit(store, who, "plan.rebase", target=f"draft {d.id}", detail=f"onto v{v}")
                 _flash("info", t("plan.rebased", lang, version=v))
                 st.rerun()
             if o2[1].button(t("plan.discard", lang), key="plan_discard", use_container_width=True):
                 planning.discard(store, d.id)
+                access.audit(store, who, "plan.discard", target=f"draft {d.id}")
                 _flash("info", t("plan.discarded", lang, draft=d.id))
                 st.rerun()
 
@@ -301,6 +315,7 @@ with tab_unify:
             path.write_bytes(upload.getvalue())
             try:
                 n = planning.import_legacy(store, layer_name, path, code_field=code_field)
+                access.audit(store, who, "plan.legacy_import", target=layer_name, detail=f"{n} features from {upload.name}")
                 _flash("success", t("plan.unify.imported", lang, n=n, layer=layer_name))
             except ImportRejected as exc:
                 _flash("error", str(exc))
@@ -314,7 +329,8 @@ with tab_unify:
                                 key="plan_legacy_pick")
         if st.button(t("plan.unify.propose", lang), disabled=not picked, key="plan_unify"):
             try:
-                new_id, unified = planning.propose_unified(store, unit_code, layers=picked, author="console")
+                new_id, unified = planning.propose_unified(store, unit_code, layers=picked, author=who.name)
+                access.audit(store, who, "plan.unify", target=new_id, detail=f"unit={unit_code} layers={picked}"[:2000])
                 st.session_state["plan_pending_draft"] = new_id
                 _flash("success", t("plan.unify.done", lang, draft=new_id, grids=len(unified.grids),
                                     agreement=unified.agreement, disagreements=len(unified.disagreements)))

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.fixtures.users import session_cookie
+
 pytestmark = pytest.mark.browser
 
 LOCAL = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -44,8 +46,15 @@ def page(console_url: str, chromium_path: str) -> Iterator[tuple[object, list[st
 
 
 def _browser(
-    console_url: str, chromium_path: str, *, viewport: tuple[int, int] = (1600, 1000)
+    console_url: str,
+    chromium_path: str,
+    *,
+    viewport: tuple[int, int] = (1600, 1000),
+    role: str | None = "admin",
+    unit_code: str = "211200",
 ) -> Iterator[tuple[object, list[str], list[str], str]]:
+    """A Chromium page signed in to the test console as a user of ``role`` over ``unit_code``
+    (None: not signed in), every non-local request blocked."""
     from playwright.sync_api import sync_playwright
 
     blocked: list[str] = []
@@ -64,6 +73,8 @@ def _browser(
             ],
         )
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="zh-CN")
+        if role is not None:
+            context.add_cookies([session_cookie(console_url, role, unit_code)])  # type: ignore[list-item]
 
         def guard(route, request) -> None:  # type: ignore[no-untyped-def]
             host = urlparse(request.url).hostname or ""

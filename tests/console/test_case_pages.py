@@ -15,6 +15,7 @@ from services import cases as cs
 from store import open_store
 from tests.fixtures.apptest import APP, open_page
 from tests.fixtures.demo_db import copy_demo
+from tests.fixtures.users import signed_in_state
 
 
 @pytest.fixture
@@ -112,6 +113,7 @@ def test_cases_page_shows_a_case_edits_limits_and_escalates(db: str, monkeypatch
 def test_english_dispatch_page(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", db)
     at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["_auth"] = signed_in_state(db, "dispatcher")
     at.query_params["lang"] = "en"
     at.run()
     at.switch_page("views/dispatch.py")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.fixtures.users import signed_in_state
+
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 PAGES = {
     "overview": "网格地图",
@@ -23,7 +25,9 @@ PAGES = {
 @pytest.fixture
 def app(small_demo_url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("DATABASE_URL", small_demo_url)
-    return AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_auth"] = signed_in_state(small_demo_url, "admin")
+    return at
 
 
 @pytest.mark.parametrize("page", sorted(PAGES))
