@@ -14,8 +14,32 @@ Routes:
 - ``GET /api/kpis`` -- the big screen's headline figures (api/bigscreen.py).
 
 A 200 is sent only after the fix is committed (see ``api/writer.py``); a duplicate is acknowledged
-with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 403 unknown device,
-413 body too large, 422 impossible values; 503 when the store fails (the phone retries).
+with 200 as well. Refusals are 4xx with ``{"detail": ...}``: 400 malformed, 401 no or no valid
+token, 403 unknown device or a device the token may not send for, 413 body too large, 422
+impossible values; 503 when the store fails (the phone retries).
+
+Access (api/deps.py holds the table of every route's action and explains tokens, 401/403/404 and
+the token cache). For positions:
+
+- the token comes in the ``Authorization: Bearer`` header, or as a ``token`` field of the query
+  string, the form or the JSON body (Traccar Client and OsmAnd cannot set headers: the server URL
+  of such a phone is ``http://HOST:PORT/osmand?token=...``);
+- a phone's token has the role ``grid_worker`` (``positions.send``) and is **bound to one device
+  by its name**, ``device:<device id>`` (``gridconsole token create --name device:869... --role
+  grid_worker --unit <grid or community>``): it may send that device's fixes only, anything else
+  is refused with 403 (a batch naming another device: the whole batch);
+- a gateway's token has ``positions.relay`` (administrators): any device whose staff member's unit
+  is inside the token's jurisdiction (a fix for another one is refused, 403; in a batch per item);
+- positions are **not** written to the audit log, neither per fix nor per batch: they are telemetry
+  from devices, not changes made by a person, and each stored fix already records its device and
+  time of receipt (``positions.received_at``); an audit row per fix would double the write load at
+  1,000 fixes a second. Refusals (401 and 403 included) are counted in ``GET /api/status``.
+
+Every other successful POST/PUT/PATCH/DELETE is written to ``audit_log`` (:class:`AuditChanges`):
+who (the token's or user's name, role, unit), what (``api POST /api/cases/{case_id}/assign``, the
+path with the object's id and a created object's id), from where (the socket peer; see
+``api.deps.client_ip`` for X-Forwarded-For behind a reverse proxy). The row is written before the
+response is sent.
 """
 
 from __future__ import annotations
@@ -23,19 +47,37 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.bigscreen import router as bigscreen_router
 from api.cameras import router as cameras_router
+from api.cases import device_of
 from api.cases import router as cases_router
+from api.deps import (
+    MUTATING,
+    TOKEN_CACHE_S,
+    TokenCache,
+    authenticate,
+    authorize,
+    bearer_token,
+    client_ip,
+    forbidden,
+    route_access,
+    unmapped_routes,
+)
 from api.open311 import router as open311_router
 from api.writer import CommitQueue
+from services import auth
 from services import cases as cases_service
+from services.auth import Principal
 from services.ingest import (
     Fix,
     IngestConfig,
@@ -153,6 +195,105 @@ async def _send_json(send: Send, status: int, body: dict[str, Any] | list[dict[s
     await send({"type": "http.response.body", "body": data})
 
 
+class AuditChanges:
+    """Write every successful (2xx/3xx) POST/PUT/PATCH/DELETE of an authenticated principal to
+    ``audit_log`` before its response goes out: ``api <METHOD> <route>``, the path (object ids) and,
+    for a created object, its id. Position ingest is not audited (see the module docstring)."""
+
+    HOLD_LIMIT = 256 * 1024  # responses of changes are small JSON; a larger one is passed on unread
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+        size = 0
+        mode = ""
+
+        async def holding(msg: Message) -> None:
+            nonlocal mode, size
+            if msg["type"] == "http.response.start":
+                route = scope.get("route")
+                access = route_access(scope["method"], getattr(route, "path", ""))
+                principal = (scope.get("state") or {}).get("principal")
+                if 200 <= msg["status"] < 400 and access is not None and access.via != "device" and principal:
+                    mode = "hold"
+                    held.append(msg)
+                    return
+                mode = "pass"
+            elif mode == "hold" and msg["type"] == "http.response.body":
+                held.append(msg)
+                size += len(msg.get("body", b""))
+                if msg.get("more_body", False) and size <= self.HOLD_LIMIT:
+                    return
+                mode = "pass"
+                await self._audit(scope, held)
+                for m in held:
+                    await send(m)
+                held.clear()
+                return
+            await send(msg)
+
+        await self.app(scope, receive, holding)
+
+    async def _audit(self, scope: Scope, held: list[Message]) -> None:
+        principal: Principal = scope["state"]["principal"]
+        route = scope.get("route")
+        status = held[0]["status"]
+        target = scope.get("path", "")
+        created = _created_id(b"".join(m.get("body", b"") for m in held[1:]))
+        if created is not None:
+            target = f"{target} -> {created}"
+        request = Request(scope)
+        try:
+            await run_in_threadpool(auth.audit, scope["app"].state.store, principal,
+                                    f"api {scope['method']} {getattr(route, 'path', '?')}", target=target,
+                                    detail=f"status={status}", client=client_ip(request))  # fmt: skip
+        except Exception:  # the change is made; the response must still tell the client so
+            log.exception("could not audit %s %s by %s", scope["method"], target, principal.name)
+
+
+def _created_id(body: bytes) -> str | None:
+    """The id of the object a response names as created (a new case, an Open311 request)."""
+    try:
+        data = json.loads(body) if body[:1] in (b"{", b"[") else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if isinstance(data, dict):
+        for key in ("id", "service_request_id"):
+            if isinstance(data.get(key), int | str):
+                return str(data[key])
+    return None
+
+
+class DeviceUnits:
+    """device id -> the unit of its staff member, re-read every ``refresh_s`` (a gateway's token may
+    relay the devices of its jurisdiction only)."""
+
+    def __init__(self, store: Store, refresh_s: float = 60.0) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self.units: dict[str, str | None] = {}
+        self.loaded_at = -math.inf
+
+    def _load(self) -> None:
+        staff = self.store.read("staff", columns=["device_id", "unit_code"], geometry=False)
+        staff = staff[staff["device_id"].notna()]
+        self.units = {str(d).strip(): (None if u is None or u != u else str(u))
+                      for d, u in zip(staff["device_id"], staff["unit_code"], strict=True)}  # fmt: skip
+        self.loaded_at = time.monotonic()
+
+    async def fresh(self) -> dict[str, str | None]:
+        if time.monotonic() - self.loaded_at > self.refresh_s:
+            await run_in_threadpool(self._load)
+        return self.units
+
+
 def _refused(e: Rejected) -> JSONResponse:
     return JSONResponse({"detail": str(e)}, status_code=e.status)
 
@@ -176,10 +317,12 @@ def create_app(
     config: IngestConfig | None = None,
     ingestor: Ingestor | None = None,
     escalate_every_s: float | None = 60.0,
+    token_cache_s: float = TOKEN_CACHE_S,
 ) -> FastAPI:
     """The API over ``store`` (a Store, a URL, or $DATABASE_URL). A store opened here from a URL is
     closed at shutdown; a Store passed in belongs to the caller. ``escalate_every_s``: how often the
-    escalation sweep runs (None: never; tests call ``POST /api/cases/escalate``)."""
+    escalation sweep runs (None: never; tests call ``POST /api/cases/escalate``). ``token_cache_s``:
+    how long a looked-up token is trusted without asking the store again (0: never cached)."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -189,7 +332,7 @@ def create_app(
         ing = ingestor or Ingestor(st, config or IngestConfig())
         cq = CommitQueue(ing)
         cq.start()
-        state.update(store=st, ingestor=ing, queue=cq)
+        state.update(store=st, ingestor=ing, queue=cq, units=DeviceUnits(st))
         app.state.store = st  # what the case and Open311 routers use (api/deps.py)
         sweeper = asyncio.create_task(_sweep(st, escalate_every_s)) if escalate_every_s else None
         try:
@@ -207,12 +350,45 @@ def create_app(
         "dispatch (/api/cases), and Open311 GeoReport v2 for citizen requests (/open311/v2/).",
         version="1",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route: its access rule (api/deps.py)
     )
+    app.state.tokens = TokenCache(token_cache_s)
+    app.add_middleware(AuditChanges)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)  # type: ignore[arg-type]
     app.include_router(cases_router)
     app.include_router(cameras_router)
     app.include_router(bigscreen_router)
     app.include_router(open311_router)
+
+    async def _device_guard(request: Request, token: str | None) -> Callable[[str], str | None]:
+        """Authenticate a device route's token (401) and check its role (403); returns the check
+        of one fix's device: None when the token may send it, else why not."""
+        principal = await authenticate(request, token)
+        if principal.can("positions.relay"):
+            units = await state["units"].fresh()
+
+            def relay(device: str) -> str | None:
+                if device not in units:  # unknown: the ingestor refuses it (403, "not bound")
+                    return None
+                if principal.covers(units[device]):
+                    return None
+                return f"the device {device!r} is outside {principal.unit_code}"
+
+            return relay
+        if principal.can("positions.send"):
+            bound = device_of(principal)
+            if bound is None:
+                raise forbidden("this token is not bound to a device (name it device:<device id>)")
+            return lambda device: None if device == bound else f"this token is bound to the device {bound!r}"
+        raise forbidden(f"the role {principal.role} may not send positions")
+
+    async def _guard_or_refuse(request: Request, token: str | None, remote: str | None) -> Callable[[str], str | None]:
+        try:
+            return await _device_guard(request, token)
+        except Exception as e:  # 401/403/503: counted with the other refusals, then answered
+            status = getattr(e, "status_code", 500)
+            state["ingestor"].reject(Rejected(str(getattr(e, "detail", e)), status=status), remote=remote)
+            raise
 
     async def _commit(fixes: list[Fix], sids: list[int]) -> list[str] | JSONResponse:
         """Hand the fixes to the writer and wait (without holding a thread) until committed."""
@@ -224,12 +400,15 @@ def create_app(
             log.warning("positions not committed: %s", e)
             return JSONResponse({"detail": "the position store is unavailable; retry later"}, status_code=503)
 
-    async def _one(fix_of: Callable[[], Fix], remote: str | None) -> JSONResponse:
-        # parsing and checks are pure Python against cached devices: done on the event loop, so
-        # a request costs no thread hand-offs while the writer thread is busy committing
+    async def _one(fix_of: Callable[[], Fix], remote: str | None, guard: Callable[[str], str | None]) -> JSONResponse:
+        # parsing and checks are pure Python against cached devices and tokens: done on the event
+        # loop, so a request costs no thread hand-offs while the writer thread is busy committing
         ing: Ingestor = state["ingestor"]
         try:
             fix = fix_of()
+            why = guard(fix.device_id)
+            if why is not None:
+                raise Rejected(why, status=403, device_id=fix.device_id)
             sid = ing.check(fix)
         except Rejected as e:
             ing.reject(e, remote=remote)
@@ -242,6 +421,9 @@ def create_app(
     async def osmand(request: Request) -> JSONResponse:
         remote = request.client.host if request.client else None
         fields: dict[str, Any] = dict(request.query_params)
+        token = bearer_token(request)
+        if token is None:
+            token = fields.get("token")
         if request.method == "POST":
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             raw = await request.body()
@@ -249,19 +431,27 @@ def create_app(
                 try:
                     body = json.loads(raw)
                 except (ValueError, UnicodeDecodeError, RecursionError):
+                    await _guard_or_refuse(request, token, remote)  # who asks comes first: 401 before 400
                     e = Rejected("the body is not valid JSON", status=400)
                     state["ingestor"].reject(e, remote=remote)
                     return _refused(e)
-                return await _one(lambda: parse_traccar_json(body), remote)
+                if token is None and isinstance(body, dict) and isinstance(body.get("token"), str):
+                    token = body["token"]
+                guard = await _guard_or_refuse(request, token, remote)
+                return await _one(lambda: parse_traccar_json(body), remote, guard)
             if ctype == "application/x-www-form-urlencoded" and raw:
                 form = await request.form()
                 fields.update({k: v for k, v in form.items() if isinstance(v, str)})
-        return await _one(lambda: parse_osmand(fields), remote)
+                if token is None:
+                    token = fields.get("token")
+        guard = await _guard_or_refuse(request, token, remote)
+        return await _one(lambda: parse_osmand(fields), remote, guard)
 
     description = (
         "Query string or form fields `id`/`deviceid`, `timestamp` (Unix seconds or ISO 8601), `lat`, `lon`, "
         "`speed` (knots), `bearing`, `altitude`, `accuracy`, `batt`, `charge`; or the JSON body of newer "
-        "Traccar Client versions. 200 once committed."
+        "Traccar Client versions. 200 once committed. The device's token: `Authorization: Bearer`, or the "
+        "field `token` (query string, form or JSON), bound to the device (name `device:<id>`)."
     )
     for method in ("GET", "POST"):
         app.add_api_route(
@@ -277,18 +467,25 @@ def create_app(
     async def batch(request: Request) -> JSONResponse:
         remote = request.client.host if request.client else None
         ing: Ingestor = state["ingestor"]
+        token = bearer_token(request)
+        if token is None:
+            token = request.query_params.get("token")
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError, RecursionError):
+            await _guard_or_refuse(request, token, remote)  # 401 before 400
             e = Rejected("the body is not valid JSON", status=400)
             ing.reject(e, remote=remote)
             return _refused(e)
+        if token is None and isinstance(body, dict) and isinstance(body.get("token"), str):
+            token = body["token"]
+        guard = await _guard_or_refuse(request, token, remote)
         items = body.get("positions") if isinstance(body, dict) else None
         if not isinstance(items, list):
             return _refused(Rejected("the body must be {\"positions\": [...]}", status=400))
         if len(items) > MAX_BATCH:
             return _refused(Rejected(f"a batch holds at most {MAX_BATCH} positions, got {len(items)}", status=413))
-        return await _batch(items, remote)
+        return await _batch(items, remote, guard)
 
     def _parsed(item: Any) -> Fix | Rejected:
         try:
@@ -296,8 +493,18 @@ def create_app(
         except Rejected as e:
             return e
 
-    async def _batch(items: list[Any], remote: str | None) -> JSONResponse:
-        fixes, sids, errors = state["ingestor"].screen([_parsed(item) for item in items], remote=remote)
+    async def _batch(items: list[Any], remote: str | None, guard: Callable[[str], str | None]) -> JSONResponse:
+        parsed = [_parsed(item) for item in items]
+        for i, f in enumerate(parsed):
+            why = guard(f.device_id) if isinstance(f, Fix) else None
+            if why is None:
+                continue
+            e = Rejected(why, status=403, device_id=f.device_id)  # type: ignore[union-attr]
+            if why.startswith("this token is bound"):  # a phone sending for another device: all refused
+                state["ingestor"].reject(e, remote=remote)
+                return _refused(e)
+            parsed[i] = e  # a gateway's device outside its jurisdiction: that item refused
+        fixes, sids, errors = state["ingestor"].screen(parsed, remote=remote)
         rejected = [{"index": i, "status": e.status, "detail": str(e)} for i, e in enumerate(errors) if e is not None]
         outcomes: list[str] = []
         if fixes:
@@ -338,6 +545,10 @@ def create_app(
                 for r in list(ing.recent_rejects)[-50:]
             ],
         }
+
+    missing = unmapped_routes(app)
+    if missing:  # every route must say who may call it (api/deps.py ROUTE_ACCESS)
+        raise RuntimeError(f"routes without an access rule in api/deps.py: {missing}")
 
     return app
 

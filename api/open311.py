@@ -14,9 +14,17 @@ Routes (the format is chosen by the extension, ``.json`` or ``.xml``, as the spe
 
 ``lang=en`` (or an English Accept-Language) gives English service names and notes; Chinese is the
 default. Every error is the spec's list ``[{"code": status, "description": text}]`` (``<errors>``
-in XML) with that HTTP status: 400 bad input, 403 bad ``api_key``, 404 unknown service, request or
-path, 409 a write lost a race, 413 a body over 64 KB (api/app.py), 503 the store failed. The
-logic lives in services/open311.py.
+in XML) with that HTTP status: 400 bad input, 401 no or no valid ``api_key``, 403 an ``api_key``
+whose role may not report cases (or one the legacy ``open311.api_keys`` list does not name), 404
+unknown service, request or path, 409 a write lost a race, 413 a body over 64 KB (api/app.py),
+503 the store failed. The logic lives in services/open311.py.
+
+Access: reading (discovery, services, definitions, requests) is public -- a request as served
+carries no reporter name, phone or e-mail. Posting needs a token with ``cases.report`` (an API token
+made with ``gridconsole token create``, or a console session) as the spec's ``api_key`` field (form,
+JSON, multipart or query string) or as ``Authorization: Bearer``. The store setting
+``open311.api_keys`` from before tokens still applies when set (services/open311.py): then the
+token must also be one of the keys listed there; leave it empty.
 """
 
 from __future__ import annotations
@@ -29,11 +37,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import StoreDep
+from api.deps import StoreDep, authenticate, bearer_token
 from services import cases as cs
 from services import open311 as o3
 from store.base import Store, StoreError
@@ -195,10 +203,25 @@ def get_request(request_id: str, fmt: str, request: Request, store: StoreDep) ->
 async def post_request(fmt: str, request: Request, store: StoreDep) -> Response:
     f = _safe_fmt(fmt)
     raw = await request.body()  # (a body over the limit never gets here: api/app.py answers 413)
+    bad: o3.Open311Error | None = None
     try:
         fields = await _fields(request, raw)
-    except o3.Open311Error as e:
-        return error_response(e.status, e.description, f)
+    except o3.Open311Error as e:  # answered once the caller is known: who asks comes first (401)
+        fields, bad = _params(request), e
+    keys = [k for k in fields.get("api_key", []) if k.strip()]
+    token = keys[0].strip() if keys else bearer_token(request)
+    try:
+        principal = await authenticate(request, token)
+    except HTTPException as e:
+        text = "api_key was not provided; posting requests needs a token from the operator" if not token else (
+            "api_key is not valid" if e.status_code == 401 else str(e.detail))
+        resp = error_response(e.status_code, text, f)
+        resp.headers.update(e.headers or {})
+        return resp
+    if not principal.can("cases.report"):
+        return error_response(403, f"api_key: the role {principal.role} may not report cases", f)
+    if bad is not None:
+        return error_response(bad.status, bad.description, f)
     return await run_in_threadpool(_guarded, f, lambda: _post(store, fmt, fields))
 
 

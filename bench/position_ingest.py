@@ -43,11 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from demo import SIZES, generate, load_demo  # noqa: E402
-from services import tracks  # noqa: E402
+from services import auth, tracks  # noqa: E402
 from services.ingest import Fix, IngestConfig, Ingestor  # noqa: E402
 from store.postgis import PostGISStore  # noqa: E402
 from tests.fixtures.api import api_process  # noqa: E402
 
+HEADERS: dict[str, str] = {}  # the gateway token, set in main()
 ADMIN = os.environ.get("TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 N_STAFF = 15_000
 LON, LAT = 123.84, 42.29
@@ -131,7 +132,8 @@ async def _send_single(base: str, rows: pd.DataFrame, concurrency: int = 64) -> 
     retries = 0
     pools = max(1, concurrency // 4)
     clients = [
-        httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=4, max_keepalive_connections=4))
+        httpx.AsyncClient(base_url=base, timeout=60, headers=HEADERS,
+                          limits=httpx.Limits(max_connections=4, max_keepalive_connections=4))
         for _ in range(pools)
     ]
     queue: asyncio.Queue[tuple[str, int, float, float, float]] = asyncio.Queue()
@@ -163,7 +165,7 @@ async def _send_single(base: str, rows: pd.DataFrame, concurrency: int = 64) -> 
 
 def _send_batches(base: str, rows: pd.DataFrame) -> tuple[float, int]:
     ok = 0
-    with httpx.Client(base_url=base, timeout=120) as c:
+    with httpx.Client(base_url=base, timeout=120, headers=HEADERS) as c:
         t = time.perf_counter()
         for i in range(0, len(rows), 1000):
             part = rows.iloc[i : i + 1000]
@@ -203,10 +205,14 @@ def main() -> None:
         store = PostGISStore(url)
         load_demo(store, generate(SIZES["small"], seed=3, now=datetime.now(UTC)))
         staff = pd.DataFrame(
-            {"id": np.arange(100_001, 100_001 + N_STAFF), "name": "bench", "role": "grid_worker_full",
+            {"id": np.arange(100_001, 100_001 + N_STAFF), "name": "bench", "role": "grid_worker_full", "unit_code": "211202",
              "device_id": [f"87{i:010d}" for i in range(N_STAFF)], "on_duty": True}
         )  # fmt: skip
         store.write("staff", staff)
+        # the phones' gateway: an administrator's token relays every device of the city (issue 8)
+        HEADERS["Authorization"] = "Bearer " + auth.create_api_token(
+            store, auth.Principal("bench", "admin", "211200", kind="token"), name="bench-gateway", role="admin", unit_code="211200"
+        )
         now = time.time()
         n = 30_000
         rows = _fixes(n, now - 3 * 3600)

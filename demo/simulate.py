@@ -73,6 +73,11 @@ with at most ``concurrency`` workers sending at once; a worker never has two req
 so its positions arrive in order. Measured on the 2-core dev machine: 15,093 workers at one fix
 per 30 s keep to schedule (~500 requests/s) using ~40 % of one core. :func:`backfill` sends a
 period's history through the batch endpoint.
+
+Every request carries ``Authorization: Bearer <token>`` when a ``token`` is given (keyword of
+:func:`run`, :func:`simulate`, :func:`abackfill`, :func:`backfill`; default: env
+``GRIDCONSOLE_API_TOKEN``). The simulator sends for many devices, so its token is a gateway's:
+an administrator's token (``positions.relay``) whose unit covers the simulated workers.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -121,6 +127,13 @@ log = logging.getLogger(__name__)
 
 
 KNOTS_PER_MS = 3600.0 / 1852.0  # 1 m/s in knots (OsmAnd's speed unit)
+TOKEN_ENV = "GRIDCONSOLE_API_TOKEN"
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The headers carrying ``token`` (else the one in env GRIDCONSOLE_API_TOKEN; none without)."""
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    return {"Authorization": f"Bearer {token}"} if token else {}
 _M_PER_DEG_LAT = 111_320.0
 _DAY = 86_400.0
 
@@ -1147,8 +1160,10 @@ class _Sender:
         *,
         batch_size: int,
         max_resend: int,
+        headers: dict[str, str] | None = None,
     ) -> None:
         n = len(patrols)
+        self.headers = headers or {}
         self.clients = clients  # worker w sends through clients[w % len(clients)]
         self.base = base_url.rstrip("/")
         self.devices = [str(d) for d in patrols.device_id]
@@ -1218,7 +1233,8 @@ class _Sender:
             f.charging,
         )
         try:
-            r = await self.clients[w % len(self.clients)].post(f"{self.base}/osmand?{q}", content=b"")
+            r = await self.clients[w % len(self.clients)].post(f"{self.base}/osmand?{q}", content=b"",
+                                                               headers=self.headers)
         except httpx.HTTPError as e:
             st.failed += 1
             log.debug("osmand %s@%d failed: %r", self.devices[w], f.ts, e)
@@ -1258,6 +1274,7 @@ class _Sender:
             st,
             self.log_rejection,
             self.devices[w],
+            self.headers,
         )
         return ok
 
@@ -1270,11 +1287,12 @@ async def post_batch(
     st: RunStats,
     on_reject: Callable[[str, str], None],
     label: str,
+    headers: dict[str, str] | None = None,
 ) -> bool:
     """POST one batch; count the outcome. True when settled, False when it should be retried."""
     try:
         r = await client.post(
-            f"{base}/api/positions", content=body, headers={"Content-Type": "application/json"}
+            f"{base}/api/positions", content=body, headers={"Content-Type": "application/json", **(headers or {})}
         )
     except httpx.HTTPError as e:
         st.failed += n
@@ -1343,6 +1361,7 @@ async def run(
     timeout_s: float = 10.0,
     slot_s: float = 0.05,
     stats: RunStats | None = None,
+    token: str | None = None,
 ) -> RunStats:
     """Drive the patrols live: a fix per worker every ``interval_s`` of simulated time, sent as
     Traccar Client would (see the module docstring).
@@ -1355,13 +1374,15 @@ async def run(
     otherwise HTTP/1.1 keep-alive clients with ``concurrency`` connections in all are made
     (:func:`_new_clients`; one client with a large pool is CPU-bound well below 500 requests/s). ``on_tick``
     is called with the running stats after each tick has been dispatched; ``sleep`` is how the run
-    waits (tests pass one that advances a fake ``clock``).
+    waits (tests pass one that advances a fake ``clock``). ``token``: sent as ``Authorization:
+    Bearer`` (default: env GRIDCONSOLE_API_TOKEN; a gateway's token, see the module docstring).
     """
     if interval_s <= 0 or speedup <= 0:
         raise ValueError("interval_s and speedup must be positive")
     st = stats if stats is not None else RunStats()
     clients = [client] if client is not None else _new_clients(concurrency, timeout_s)
-    sender = _Sender(clients, base_url, patrols, st, batch_size=batch_size, max_resend=max_resend)
+    sender = _Sender(clients, base_url, patrols, st, batch_size=batch_size, max_resend=max_resend,
+                     headers=auth_headers(token))  # fmt: skip
     n = len(patrols)
     offsets = patrols.send_offsets(interval_s)
     order = np.argsort(offsets, kind="stable")
@@ -1479,6 +1500,7 @@ def simulate(
     on_tick: Callable[[RunStats], None] | None = None,
     start: float | datetime | None = None,
     stats: RunStats | None = None,
+    token: str | None = None,
 ) -> RunStats:
     """:func:`run` from synchronous code (a CLI); Ctrl-C stops it and returns the stats so far."""
     st = stats if stats is not None else RunStats()
@@ -1496,6 +1518,7 @@ def simulate(
                 on_tick=on_tick,
                 start=start,
                 stats=st,
+                token=token,
             )
         )
     except KeyboardInterrupt:
@@ -1526,12 +1549,14 @@ async def abackfill(
     timeout_s: float = 30.0,
     on_batch: Callable[[RunStats], None] | None = None,
     stats: RunStats | None = None,
+    token: str | None = None,
 ) -> RunStats:
     """Upload every worker's fixes of [start, end) (one per ``interval_s``, at the worker's offset
     in the interval, as :func:`run` would have made them) through the batch endpoint, ≤
     ``batch_size`` (1,000) per request. Workers are split into ``concurrency`` lanes; a lane sends
     its workers' histories oldest first, one request at a time, so each device's positions arrive
-    in order. A failed request is retried up to ``max_attempts`` times with back-off."""
+    in order. A failed request is retried up to ``max_attempts`` times with back-off. ``token`` as
+    for :func:`run`."""
     t0, t1 = _unix(start), _unix(end)
     if interval_s <= 0:
         raise ValueError("interval_s must be positive")
@@ -1547,6 +1572,7 @@ async def abackfill(
     st.ticks = k_ticks
     dev_json = [json.dumps(str(d)) for d in patrols.device_id]
     base = base_url.rstrip("/")
+    headers = auth_headers(token)
     logged = [0]
 
     def on_reject(what: str, detail: str) -> None:
@@ -1562,7 +1588,7 @@ async def abackfill(
             st.sent += len(parts)
             if attempt:
                 st.retried += len(parts)
-            if await post_batch(http, base, body, len(parts), st, on_reject, "backfill"):
+            if await post_batch(http, base, body, len(parts), st, on_reject, "backfill", headers):
                 if on_batch is not None:
                     on_batch(st)
                 return
@@ -1629,6 +1655,7 @@ def backfill(
     client: httpx.AsyncClient | None = None,
     concurrency: int = 8,
     on_batch: Callable[[RunStats], None] | None = None,
+    token: str | None = None,
 ) -> RunStats:
     """:func:`abackfill` from synchronous code."""
     return asyncio.run(
@@ -1641,5 +1668,6 @@ def backfill(
             client=client,
             concurrency=concurrency,
             on_batch=on_batch,
+            token=token,
         )
     )

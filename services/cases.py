@@ -567,11 +567,13 @@ def open_cases(
     categories_: Sequence[str] | None = None,
     unit_prefix: str | None = None,
     limit: int | None = None,
+    scope: Mapping[str, Any] | None = None,
 ) -> gpd.GeoDataFrame:
     """Open cases (in view) with flags: id, category, state, urgency, kind, description, address,
     reported_at, dispatched_at, deadline_at, overdue, due_soon, escalation_level, assignee_id,
-    grid_code, village_code, reports, rev, geometry (EPSG:4326). Most urgent first."""
-    where: dict[str, Any] = {"state": list(states)}
+    grid_code, village_code, reports, rev, geometry (EPSG:4326). Most urgent first. ``scope``: more
+    ``where`` conditions (a jurisdiction: services.auth.case_scope)."""
+    where: dict[str, Any] = {**(scope or {}), "state": list(states)}
     if categories_:
         where["category"] = list(categories_)
     cols = ["id", "category", "state", "urgency", "kind", "description", "address", "reported_at", "dispatched_at",

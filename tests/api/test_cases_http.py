@@ -13,7 +13,7 @@ import pytest
 
 from api.app import create_app
 from services import cases as cs
-from tests.fixtures.api import api_process, serve_in_thread
+from tests.fixtures.api import api_process, api_token, bearer, serve_in_thread
 from tests.fixtures.cases_world import NOW, build_world
 from tests.store.sample import at
 
@@ -27,7 +27,11 @@ def world(store: Any) -> Any:
 
 @pytest.fixture
 def api(world: Any) -> Any:
-    with serve_in_thread(create_app(world, escalate_every_s=None)) as base, httpx.Client(base_url=base, timeout=30) as c:
+    headers = bearer(api_token(world))  # an administrator of the city
+    with (
+        serve_in_thread(create_app(world, escalate_every_s=None)) as base,
+        httpx.Client(base_url=base, timeout=30, headers=headers) as c,
+    ):
         yield c
 
 
@@ -120,13 +124,13 @@ def test_hostile_text_comes_back_as_sent(api: httpx.Client) -> None:
     assert case["description"] == text and case["address"] == text
 
 
-def _race(urls: list[str], cid: int, staff: list[int]) -> list[httpx.Response]:
+def _race(urls: list[str], cid: int, staff: list[int], headers: dict[str, str]) -> list[httpx.Response]:
     """One POST per staff member, all released at once, spread over the API processes."""
     barrier = threading.Barrier(len(staff))
     out: list[httpx.Response | None] = [None] * len(staff)
 
     def go(i: int) -> None:
-        with httpx.Client(base_url=urls[i % len(urls)], timeout=60) as c:
+        with httpx.Client(base_url=urls[i % len(urls)], timeout=60, headers=headers) as c:
             barrier.wait()
             out[i] = c.post(f"/api/cases/{cid}/assign", json={"staff_id": staff[i], "actor": f"dispatcher:{i}"})
 
@@ -145,9 +149,10 @@ def test_simultaneous_assignments_through_two_api_processes_one_wins(world: Any,
                        now=NOW, dedupe=False).case_id
         for k in range(3)
     ]  # fmt: skip
+    headers = bearer(api_token(world, role="dispatcher"))
     with api_process(world.url, log=tmp_path / "a.log") as (url_a, _), api_process(world.url, log=tmp_path / "b.log") as (url_b, _):
         for cid in ids:
-            replies = _race([url_a, url_b], cid, [1, 2, 3, 4, 1, 2])
+            replies = _race([url_a, url_b], cid, [1, 2, 3, 4, 1, 2], headers)
             assert len(replies) == 6
             codes = sorted(r.status_code for r in replies)
             assert codes == [200, 409, 409, 409, 409, 409], [r.text for r in replies]
@@ -156,5 +161,5 @@ def test_simultaneous_assignments_through_two_api_processes_one_wins(world: Any,
                 if r.status_code == 409:
                     assert r.json()["current"]["assignee_name"] == winner["assignee_name"]
                     assert winner["assignee_name"] in r.json()["detail"]
-            timeline = httpx.get(f"{url_a}/api/cases/{cid}", timeout=30).json()["timeline"]
+            timeline = httpx.get(f"{url_a}/api/cases/{cid}", timeout=30, headers=headers).json()["timeline"]
             assert [e["action"] for e in timeline].count("dispatch") == 1

@@ -18,7 +18,7 @@ import pytest
 
 from demo import SIZES, generate, load_demo
 from store import open_store
-from tests.fixtures.api import api_process, assert_acknowledged_stored
+from tests.fixtures.api import api_process, api_token, assert_acknowledged_stored, bearer
 from tests.fixtures.pg_cluster import private_cluster
 
 pytestmark = pytest.mark.postgis
@@ -35,6 +35,7 @@ def test_postgis_down_then_up_loses_nothing_acknowledged(tmp_path: Path) -> None
             staff = store.read("staff", columns=["id", "device_id"]).head(6)
             grid = store.read("grids").geometry.iloc[0].representative_point()
             category = str(store.read("case_categories", columns=["code"], geometry=False)["code"].iloc[0])
+            token = api_token(store)  # a gateway's token (positions.relay), also allowed to report
         finally:
             store.close()
         acked: list[tuple[int, int]] = []
@@ -47,7 +48,7 @@ def test_postgis_down_then_up_loses_nothing_acknowledged(tmp_path: Path) -> None
             """A phone: one fix a tick; what is not acknowledged stays in its buffer and is resent."""
             buffer: list[int] = []
             i = 0
-            with httpx.Client(timeout=10) as c:
+            with httpx.Client(timeout=10, headers=bearer(token)) as c:
                 while not stop.is_set() or buffer:
                     if not stop.is_set():
                         buffer.append(t0 + i)
@@ -85,7 +86,8 @@ def test_postgis_down_then_up_loses_nothing_acknowledged(tmp_path: Path) -> None
             with httpx.Client(timeout=15) as c:
                 t = time.monotonic()
                 r = c.post(f"{base}/open311/v2/requests.json", data={"service_code": category, "lat": grid.y,
-                                                                     "long": grid.x, "description": "停库期间的上报"})  # fmt: skip
+                                                                     "long": grid.x, "description": "停库期间的上报",
+                                                                     "api_key": token})  # fmt: skip
                 assert r.status_code == 503 and time.monotonic() - t < 12, (r.status_code, r.text)
                 health = c.get(f"{base}/api/health")
             during = dict(statuses)

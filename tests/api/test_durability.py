@@ -13,7 +13,7 @@ import pytest
 
 from demo import SIZES, generate, load_demo
 from store import open_store
-from tests.fixtures.api import api_process, assert_acknowledged_stored
+from tests.fixtures.api import api_process, api_token, assert_acknowledged_stored, bearer
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -38,6 +38,7 @@ def test_kill_mid_stream_loses_no_acknowledged_position(db_url: str, tmp_path: P
     try:
         staff = store.read("staff", columns=["id", "device_id"]).head(8)
         grid = store.read("grids").geometry.iloc[0].representative_point()
+        token = api_token(store)  # a gateway's token (positions.relay)
     finally:
         store.close()
     acked: list[tuple[int, int]] = []  # (staff id, unix ts) answered 200
@@ -46,7 +47,7 @@ def test_kill_mid_stream_loses_no_acknowledged_position(db_url: str, tmp_path: P
     t0 = int(time.time()) - 6 * 3600
 
     def phone(sid: int, device: str) -> None:
-        with httpx.Client(timeout=5) as c:
+        with httpx.Client(timeout=5, headers=bearer(token)) as c:
             i = 0
             while not stop.is_set():
                 ts = t0 + i

@@ -17,7 +17,7 @@ import pytest
 
 from api.app import MAX_BATCH, create_app
 from demo import SIZES, generate, load_demo
-from tests.fixtures.api import serve_in_thread
+from tests.fixtures.api import api_token, bearer, serve_in_thread
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -34,6 +34,12 @@ def api(store: Any, city: Any) -> Iterator[tuple[str, Any]]:
         yield base, store
 
 
+@pytest.fixture
+def relay(api: tuple[str, Any]) -> dict[str, str]:
+    """The headers of a gateway's token (an administrator's: positions.relay for the whole city)."""
+    return bearer(api_token(api[1]))
+
+
 def _worker(store: Any) -> tuple[str, int, Any]:
     """(device id, staff id, a point inside one of the worker's grids)."""
     links = store.read("staff_grids")
@@ -48,7 +54,7 @@ def _now() -> int:
     return int(time.time())
 
 
-def test_traccar_client_requests_are_committed(api: tuple[str, Any]) -> None:
+def test_traccar_client_requests_are_committed(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     t0 = _now() - 600
@@ -64,7 +70,7 @@ def test_traccar_client_requests_are_committed(api: tuple[str, Any]) -> None:
         "batt": "76.0",
         "charge": "false",
     }
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         assert c.get("/osmand", params=q).status_code == 200  # Traccar Client (old): GET
         r = c.post("/osmand", params={**q, "timestamp": str(t0 + 30)})  # ... and POST, empty body
         assert r.status_code == 200 and r.json() == {"status": "accepted"}
@@ -99,19 +105,19 @@ def test_traccar_client_requests_are_committed(api: tuple[str, Any]) -> None:
     assert store.count("grid_presence", where={"staff_id": sid, "day": today}) >= 1
 
 
-def test_duplicates_are_acknowledged_once_stored(api: tuple[str, Any]) -> None:
+def test_duplicates_are_acknowledged_once_stored(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     q = {"id": device, "timestamp": str(_now() - 60), "lat": p.y, "lon": p.x}
     before = store.count("positions")
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         assert c.get("/osmand", params=q).json() == {"status": "accepted"}
         r = c.get("/osmand", params=q)
         assert r.status_code == 200 and r.json() == {"status": "duplicate"}
     assert store.count("positions") == before + 1
 
 
-def test_batch_of_buffered_positions(api: tuple[str, Any]) -> None:
+def test_batch_of_buffered_positions(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     t0 = _now() - 3600
@@ -120,7 +126,7 @@ def test_batch_of_buffered_positions(api: tuple[str, Any]) -> None:
         for i in range(5)
     ]
     items.insert(2, {"device_id": device, "timestamp": t0, "lat": "NaN", "lon": p.x})
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         r = c.post("/api/positions", json={"positions": items})
         assert r.status_code == 200
         out = r.json()
@@ -158,7 +164,7 @@ BAD_QUERIES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_QUERIES), ids=list(BAD_QUERIES))
-def test_bad_single_positions_are_refused_and_the_service_stays_up(api: tuple[str, Any], case: str) -> None:
+def test_bad_single_positions_are_refused_and_the_service_stays_up(relay: dict[str, str], api: tuple[str, Any], case: str) -> None:
     base, store = api
     device, _, p = _worker(store)
     over, status, words = BAD_QUERIES[case]
@@ -168,7 +174,7 @@ def test_bad_single_positions_are_refused_and_the_service_stays_up(api: tuple[st
     if over.pop("future", False):
         over["timestamp"] = str(_now() + 3 * 3600)
     before = store.count("positions")
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         r = c.get("/osmand", params=_osmand(device, p, **over))
         assert r.status_code == status, r.text
         assert words in r.json()["detail"]
@@ -181,12 +187,12 @@ def test_bad_single_positions_are_refused_and_the_service_stays_up(api: tuple[st
     assert store.count("positions") == before + 1
 
 
-def test_malformed_and_oversized_bodies(api: tuple[str, Any]) -> None:
+def test_malformed_and_oversized_bodies(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, _, p = _worker(store)
     before = store.count("positions")
     headers = {"content-type": "application/json"}
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         for path in ("/osmand", "/api/positions"):
             r = c.post(path, content=b'{"device_id": "x", "location": {', headers=headers)
             assert r.status_code == 400 and "JSON" in r.json()["detail"]
@@ -212,22 +218,22 @@ def test_malformed_and_oversized_bodies(api: tuple[str, Any]) -> None:
     assert store.count("positions") == before
 
 
-def test_optional_fields_with_impossible_values_are_dropped_not_the_fix(api: tuple[str, Any]) -> None:
+def test_optional_fields_with_impossible_values_are_dropped_not_the_fix(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     ts = _now() - 30
     q = _osmand(device, p, timestamp=str(ts), speed="-1", batt="140", accuracy="nan", bearing="720", charge="maybe")
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         assert c.get("/osmand", params=q).status_code == 200
     row = store.read("positions", where={"staff_id": sid, "ts": pd.Timestamp(ts, unit="s", tz="UTC")}).iloc[0]
     assert all(pd.isna(row[c]) for c in ("speed", "battery", "accuracy", "bearing", "charging"))
 
 
-def test_gps_jumps_are_kept_flagged_and_do_not_move_the_latest_position(api: tuple[str, Any]) -> None:
+def test_gps_jumps_are_kept_flagged_and_do_not_move_the_latest_position(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     t0 = _now() - 300
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         for i in range(3):
             q = _osmand(device, p, timestamp=str(t0 + 30 * i))
             assert c.get("/osmand", params=q).status_code == 200
@@ -240,11 +246,11 @@ def test_gps_jumps_are_kept_flagged_and_do_not_move_the_latest_position(api: tup
     assert latest.geometry.distance(p) < 1e-6
 
 
-def test_late_arrivals_never_move_the_latest_position_back(api: tuple[str, Any]) -> None:
+def test_late_arrivals_never_move_the_latest_position_back(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     device, sid, p = _worker(store)
     t0 = _now() - 1000
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         assert c.get("/osmand", params=_osmand(device, p, timestamp=str(t0 + 600))).status_code == 200
         late = [{"device_id": device, "timestamp": t0 + 30 * i, "lat": p.y, "lon": p.x} for i in range(5)]
         assert c.post("/api/positions", json={"positions": late}).json()["accepted"] == 5
@@ -252,7 +258,7 @@ def test_late_arrivals_never_move_the_latest_position_back(api: tuple[str, Any])
     assert latest["ts"] == pd.Timestamp(t0 + 600, unit="s", tz="UTC")
 
 
-def test_many_phones_at_once_share_transactions(api: tuple[str, Any]) -> None:
+def test_many_phones_at_once_share_transactions(relay: dict[str, str], api: tuple[str, Any]) -> None:
     base, store = api
     staff = store.read("staff", columns=["id", "device_id"]).head(20)
     _, _, p = _worker(store)
@@ -261,14 +267,14 @@ def test_many_phones_at_once_share_transactions(api: tuple[str, Any]) -> None:
     lock = threading.Lock()
 
     def phone(device: str) -> None:
-        with httpx.Client(base_url=base, timeout=30) as c:
+        with httpx.Client(base_url=base, timeout=30, headers=relay) as c:
             for i in range(10):
                 r = c.post("/osmand", params=_osmand(device, p, timestamp=str(t0 + 30 * i)))
                 with lock:
                     codes.append(r.status_code)
 
     before = store.count("positions")
-    with httpx.Client(base_url=base) as c:
+    with httpx.Client(base_url=base, headers=relay) as c:
         tx_before = c.get("/api/status").json()["transactions"]
     threads = [threading.Thread(target=phone, args=(str(d),)) for d in staff["device_id"]]
     for th in threads:
@@ -277,7 +283,7 @@ def test_many_phones_at_once_share_transactions(api: tuple[str, Any]) -> None:
         th.join()
     assert codes == [200] * 200
     assert store.count("positions") == before + 200
-    with httpx.Client(base_url=base) as c:
+    with httpx.Client(base_url=base, headers=relay) as c:
         status = c.get("/api/status").json()
     assert status["transactions"] - tx_before < 200  # group commit: fewer transactions than requests
     assert status["commit_failures"] == 0
@@ -285,14 +291,14 @@ def test_many_phones_at_once_share_transactions(api: tuple[str, Any]) -> None:
 
 def test_docs_and_schema_are_served(api: tuple[str, Any]) -> None:
     base, _ = api
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10) as c:  # public: no token
         assert c.get("/docs").status_code == 200
         paths = c.get("/openapi.json").json()["paths"]
     assert {"/osmand", "/api/positions", "/api/health", "/api/status"} <= set(paths)
     assert set(paths["/osmand"]) == {"get", "post"}
 
 
-def test_store_failure_is_a_503_and_nothing_is_acknowledged(api: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_failure_is_a_503_and_nothing_is_acknowledged(relay: dict[str, str], api: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     base, store = api
     device, _, p = _worker(store)
     real = store.write
@@ -303,7 +309,7 @@ def test_store_failure_is_a_503_and_nothing_is_acknowledged(api: tuple[str, Any]
         return int(real(table, *a, **k))
 
     monkeypatch.setattr(store, "write", broken)
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=relay) as c:
         r = c.get("/osmand", params=_osmand(device, p))
         assert r.status_code == 503 and "retry" in r.json()["detail"]
         monkeypatch.setattr(store, "write", real)

@@ -4,7 +4,9 @@ An existing Open311 client library, civicbot's ``Open311Client`` (pinned in requ
 is used unchanged: it lists the services, posts a request (form-encoded, as the spec says), reads
 it back and filters requests. httpx covers every route, filter and error in detail: status codes
 and the spec's error list, XML, duplicates merged into an earlier request, api keys, the body
-limit, and hostile text that must come back byte-identical.
+limit, and hostile text that must come back byte-identical. Posting needs a token with
+``cases.report`` (the ``api_key``, or an ``Authorization: Bearer`` header, which the ``http``
+client carries); reading is public.
 
 The demo database is built once for the module. Tests that post requests each take their own
 places (buildings at least 150 m apart), so no report is merged into another test's by accident.
@@ -30,7 +32,7 @@ from services import cases as cs
 from services import open311 as o3
 from services import sla
 from store import open_store
-from tests.fixtures.api import serve_in_thread
+from tests.fixtures.api import api_token, bearer, serve_in_thread
 from tests.fixtures.demo_db import FIXED_NOW, build_small_demo
 
 TZ = "Asia/Shanghai"
@@ -50,6 +52,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def token(api: tuple[str, Any]) -> str:
+    """A token that may report cases (a department's app, say)."""
+    return api_token(api[1], role="department")
+
+
+@pytest.fixture(scope="module")
 def places(api: tuple[str, Any]) -> Iterator[tuple[float, float]]:
     """(lon, lat) inside buildings of the city, each at least 150 m (the duplicate radius is 100 m) from every other one handed out."""
     _, store = api
@@ -65,8 +73,8 @@ def places(api: tuple[str, Any]) -> Iterator[tuple[float, float]]:
 
 
 @pytest.fixture
-def http(api: tuple[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api[0], timeout=30) as c:
+def http(api: tuple[str, Any], token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api[0], timeout=30, headers=bearer(token)) as c:
         yield c
 
 
@@ -111,13 +119,13 @@ def _iso_utc(ts: Any) -> str:
 
 
 def test_an_existing_open311_client_lists_posts_reads_and_filters(
-    api: tuple[str, Any], places: Iterator[tuple[float, float]]
+    api: tuple[str, Any], places: Iterator[tuple[float, float]], token: str
 ) -> None:
     from civicbot import Endpoint, HttpTransport, Open311Client
     from civicbot.http import HttpError, RateLimiter
 
     base, store = api
-    endpoint = Endpoint(id="gridconsole", name="Demo city", base_url=base, write=True, api_key_required_for_write=False)
+    endpoint = Endpoint(id="gridconsole", name="Demo city", base_url=base, write=True, api_key_required_for_write=True)
     client = Open311Client(endpoint, transport=HttpTransport(rate_limiter=RateLimiter(min_interval=0)))
 
     services = client.list_services()
@@ -127,7 +135,7 @@ def test_an_existing_open311_client_lists_posts_reads_and_filters(
 
     lon, lat = next(places)
     sent = client.create_request(
-        "flooding", dry_run=False, confirm="SEND", validate_remote=True, lat=lat, lng=lon,
+        "flooding", dry_run=False, confirm="SEND", validate_remote=True, lat=lat, lng=lon, api_key=token,
         description="雨后道路积水，老人出行困难", first_name="Li", last_name="Wang", email="wang.li@example.cn",
         phone="13800000000", media_url="https://photos.example.cn/flood.jpg",
     )  # fmt: skip
@@ -166,7 +174,8 @@ def test_an_existing_open311_client_lists_posts_reads_and_filters(
         client.get_request("99999999")
     assert e.value.status == 404 and json.loads(e.value.body)[0]["code"] == 404
     with pytest.raises(HttpError) as e:
-        client.create_request("flooding", dry_run=False, confirm="SEND", lat=40.0, lng=116.4, description="北京")
+        client.create_request("flooding", dry_run=False, confirm="SEND", lat=40.0, lng=116.4, description="北京",
+                              api_key=token)  # fmt: skip
     assert e.value.status == 400 and "out of region" in json.loads(e.value.body)[0]["description"]
 
 
@@ -471,26 +480,40 @@ def test_description_limit_and_body_limit(
 
 
 def test_api_keys_guard_posting_only(
-    http: httpx.Client, api: tuple[str, Any], places: Iterator[tuple[float, float]]
+    api: tuple[str, Any], places: Iterator[tuple[float, float]], token: str
 ) -> None:
-    _, store = api
+    """The api_key is an API token that may report cases; reading needs none."""
+    base, store = api
     lon, lat = next(places)
     fields = {"service_code": "public_order", "lat": lat, "long": lon, "description": "夜间有人聚集"}
-    store.set_setting(o3.SETTING_API_KEYS, "key-one, key-two")
-    try:
-        _errors(_post(http, **fields), 403, "api_key")
-        _errors(_post(http, **fields, api_key="wrong"), 403, "api_key")
-        _errors(_post(http, api_key="wrong"), 403, "api_key")  # the key is checked before anything else
-        assert http.get("/services.json").status_code == 200  # reading stays open
-        assert http.get("/requests.json").status_code == 200
-        assert "api_key" in http.get("/discovery.json").json()["key_service"]
-        rid = _created(_post(http, **fields, api_key="key-two"))
-        r = http.post("/requests.json", params={"api_key": "key-one"}, data={k: str(v) for k, v in fields.items()})
+    viewer = api_token(store, role="viewer")  # a valid token whose role may not report
+    with httpx.Client(base_url=base, timeout=30) as bare:  # no Authorization header
+        r = _post(bare, **fields)
+        _errors(r, 401, "api_key")
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        _errors(_post(bare, **fields, api_key="wrong"), 401, "api_key")
+        _errors(_post(bare, api_key="wrong"), 401, "api_key")  # the key is checked before anything else
+        _errors(_post(bare, **fields, api_key=viewer), 403, "api_key")
+        x = bare.post("/requests.xml", data={"api_key": "wrong"})
+        assert x.status_code == 401 and x.text.startswith("<?xml") and "<errors>" in x.text
+        assert bare.get("/services.json").status_code == 200  # reading stays open
+        assert bare.get("/requests.json").status_code == 200
+        assert bare.get("/discovery.json").json()["key_service"] == ""
+        rid = _created(_post(bare, **fields, api_key=token))
+        r = bare.post("/requests.json", params={"api_key": token}, data={k: str(v) for k, v in fields.items()})
         assert _created(r) == rid  # the same report again: merged
-    finally:
-        store.set_setting(o3.SETTING_API_KEYS, "")
-    lon, lat = next(places)
-    _created(_post(http, **{**fields, "lat": lat, "long": lon}))  # open again
+        r = bare.post("/requests.json", json={**fields, "api_key": token})
+        assert _created(r) == rid
+        # the legacy allow-list from before tokens, when still set, applies on top of the token
+        store.set_setting(o3.SETTING_API_KEYS, f"key-one, {token}")
+        try:
+            assert "api_key" in bare.get("/discovery.json").json()["key_service"]
+            other = api_token(store, role="department")
+            _errors(_post(bare, **fields, api_key=other), 403, "api_key")
+            _errors(_post(bare, **fields, api_key="key-one"), 401, "api_key")  # not a token
+            assert _created(_post(bare, **fields, api_key=token)) == rid
+        finally:
+            store.set_setting(o3.SETTING_API_KEYS, "")
 
 
 def test_jurisdiction_id_is_ignored_unless_configured(http: httpx.Client, api: tuple[str, Any]) -> None:

@@ -89,8 +89,8 @@ def _no_script_ran(pg, dialogs: list[str], where: str) -> None:  # type: ignore[
     ],
 )
 def test_hostile_text_is_shown_never_run(hostile_city: str, chromium_path: str, path: str, tabs: list[str]) -> None:
+    dialogs: list[str] = []
     for pg, blocked, _failed, base in _browser(hostile_city, chromium_path):
-        dialogs: list[str] = []
         pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         pg.goto(f"{base}/{path}")
         pg.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=90_000)

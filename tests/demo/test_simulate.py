@@ -360,7 +360,8 @@ class Server:
     committed: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        entry: dict[str, Any] = {"method": request.method, "path": request.url.path}
+        entry: dict[str, Any] = {"method": request.method, "path": request.url.path,
+                                 "authorization": request.headers.get("authorization")}  # fmt: skip
         if request.url.path == "/osmand":
             items = httpx.QueryParams(request.url.query).multi_items()
             entry.update(query=items, body=request.content)
@@ -623,3 +624,23 @@ def test_backfill_retries_server_errors(steady: Patrols) -> None:
     for d in steady.device_id:
         ts = server.committed[str(d)]
         assert ts == sorted(set(ts)) and len(ts) == 60
+
+
+def test_the_token_goes_as_bearer_on_both_endpoints(steady: Patrols, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRIDCONSOLE_API_TOKEN", raising=False)
+    server = Server()
+    _run(steady, server, 0.05, token="tok-123")
+    start = datetime.fromtimestamp(T0, UTC)
+    backfill(BASE, steady, start=start, end=start + timedelta(minutes=30), client=server.client(), token="tok-123")
+    assert {e["path"] for e in server.log} == {"/osmand", "/api/positions"}
+    assert {e["authorization"] for e in server.log} == {"Bearer tok-123"}
+    # the token never goes into the URL (access logs)
+    assert all("tok-123" not in str(e.get("query", "")) for e in server.log)
+    # without one: no header; with env GRIDCONSOLE_API_TOKEN: that one
+    bare = Server()
+    _run(steady, bare, 0.02)
+    assert {e["authorization"] for e in bare.log} == {None}
+    monkeypatch.setenv("GRIDCONSOLE_API_TOKEN", "from-env")
+    env = Server()
+    _run(steady, env, 0.02)
+    assert {e["authorization"] for e in env.log} == {"Bearer from-env"}

@@ -4,7 +4,8 @@ Every request of the catalogue must get a clear 4xx with a ``detail`` (Open311: 
 ``{"code", "description"}``) or a safe 2xx; never a 5xx. A refused request writes nothing: the row
 counts of the tables it could touch are the same before and after. Hostile text that is accepted is
 read back and must be stored verbatim (control characters are removed by design, see
-``services.cases.clean_text``)."""
+``services.cases.clean_text``). The client carries an administrator's token; the ``auth`` family
+sends hostile Authorization headers instead, which must get a clean 401."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 
 from api.app import MAX_BATCH_BYTES, MAX_CASE_BYTES, MAX_SINGLE_BYTES, create_app
 from services import cases as cs
-from tests.fixtures.api import serve_in_thread
+from tests.fixtures.api import api_token, bearer, serve_in_thread
 from tests.fixtures.cases_world import build_world
 from tests.store.sample import at
 
@@ -58,7 +59,7 @@ def world(store: Any) -> Any:
 def api(world: Any) -> Iterator[tuple[httpx.Client, Any]]:
     with (
         serve_in_thread(create_app(world, escalate_every_s=None)) as base,
-        httpx.Client(base_url=base, timeout=30) as c,
+        httpx.Client(base_url=base, timeout=30, headers=bearer(api_token(world))) as c,
     ):
         yield c, world
 
@@ -288,6 +289,23 @@ CATALOGUE = [
     Hostile(
         "camera-batch-oversized", "POST", "/api/cameras/status", _raw(b" " * (MAX_BATCH_BYTES + 1)), (413,)
     ),
+    # ---- hostile Authorization headers (in place of the client's good one): 401, never a 500
+    *[
+        Hostile(f"auth-{name}-{i}", method, path, {"headers": {"Authorization": value}}, (401,))
+        for name, value in [
+            ("long", "Bearer " + "A" * 8000),
+            ("non-ascii", "Bearer 令牌".encode()),
+            ("latin1", b"Bearer \xff\xfe\xfd"),
+            ("empty-bearer", "Bearer"),
+            ("upper-empty", "BEARER"),
+            ("basic", "Basic dXNlcjpwYXNzd29yZA=="),
+            ("two-tokens", "Bearer a b"),
+            ("sql", f"Bearer {SQL}"),
+            ("no-scheme", "x" * 43),
+        ]
+        for i, (method, path) in enumerate([("GET", "/api/cases"), ("POST", "/api/cases/escalate"),
+                                            ("GET", "/osmand?" + "&".join(f"{k}={v}" for k, v in fix().items()))])
+    ],  # fmt: skip
     # ---- /api/kpis
     Hostile("kpis-sql-county", "GET", "/api/kpis", {"params": {"county": SQL}}),
     Hostile("kpis-traversal-county", "GET", "/api/kpis", {"params": {"county": "../../etc"}}),
