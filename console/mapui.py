@@ -83,6 +83,19 @@ def payload_bytes(data: MapData) -> int:
     return sum(len(f.to_json(drop_id=True).encode()) for f in frames if len(f))
 
 
+@st.cache_data(ttl=60, max_entries=256, show_spinner=False)
+def cached_map_data(url: str, bbox: tuple[float, float, float, float], zoom: int,
+                    shift: Literal["gcj02"] | None) -> tuple[MapData, int]:
+    """One screen's map data and its size, shared by every session showing that view (grids
+    change only when a version is published: ``forget_map_data`` then)."""
+    data = map_data(state.get_store(), View(bbox=bbox, zoom=zoom), stats=state.stats(), shift=shift)
+    return data, payload_bytes(data)
+
+
+def forget_map_data() -> None:
+    cached_map_data.clear()
+
+
 def show_overview_map(
     store: Store,
     *,
@@ -97,7 +110,8 @@ def show_overview_map(
     state.local_assets(state.static_prefix())
     shift: Literal["gcj02"] | None = "gcj02" if needs_gcj02_shift(config) else None
     view = view_from_state(st.session_state.get(key), fallback=initial_view(center, zoom), shifted=bool(shift))
-    data = map_data(store, view, stats=state.stats(), shift=shift)
+    b = view.bbox
+    data, size = cached_map_data(store.url, (round(b[0], 5), round(b[1], 5), round(b[2], 5), round(b[3], 5)), view.zoom, shift)
     base = build_base_map(config=config, center=center, zoom=zoom)
     st_folium(
         base,
@@ -110,7 +124,7 @@ def show_overview_map(
     cols = st.columns(3)
     cols[0].caption(f"{t('map.level', lang)}: **{t('map.level.' + data.level, lang)}**")
     cols[1].caption(f"{t('map.features', lang)}: {len(data.features):,}")
-    cols[2].caption(f"{t('map.payload', lang)}: {payload_bytes(data) / 1024:,.0f} KB")
+    cols[2].caption(f"{t('map.payload', lang)}: {size / 1024:,.0f} KB")
     return data
 
 

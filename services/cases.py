@@ -802,9 +802,16 @@ def escalate_due(store: Store, *, now: Any = None, actor: str = "system") -> lis
     now_ts = utc(now)
     cols = ["id", "state", "rev", "escalation_level", "escalated_at", "accept_deadline_at", "dispatched_at",
             "deadline_at", "category"]  # fmt: skip
-    rows = store.read("cases", where={"state": list(WORKING_STATES)}, columns=cols, geometry=False)
+    # only cases past a deadline can be due (two indexed range reads, not every working case: the
+    # API runs this every minute beside the position ingest)
+    late = store.read("cases", where={"state": list(WORKING_STATES), "deadline_at": Range(None, now_ts)},
+                      columns=cols, geometry=False)  # fmt: skip
+    unaccepted = store.read("cases", where={"state": "dispatched", "accept_deadline_at": Range(None, now_ts)},
+                            columns=cols, geometry=False)  # fmt: skip
+    rows = pd.concat([f for f in (late, unaccepted) if len(f)]) if len(late) or len(unaccepted) else late
     if not len(rows):
         return []
+    rows = rows.drop_duplicates("id").sort_values("id")
     cats = categories(store).set_index("code")["accept_hours"]
     out = []
     for r in rows.to_dict("records"):
@@ -965,6 +972,13 @@ def act_on_group(
         except CaseError as e:
             out.append(Outcome(int(cid), False, str(e), e.code))
     return out
+
+
+def change_mark(store: Store) -> int:
+    """A number that grows with every change to any case (the newest ``case_events`` id): a cache
+    of case data keyed by it is never stale after an action (one indexed read)."""
+    row = store.read("case_events", columns=["id"], order_by=["-id"], limit=1, geometry=False)
+    return int(row["id"].iloc[0]) if len(row) else 0
 
 
 def state_counts(store: Store) -> dict[str, int]:

@@ -6,14 +6,20 @@ sync by triggers for ordinary writes. Large writes switch the triggers off insid
 and rebuild the R*Tree in bulk (Sort-Tile-Recursive packing written straight into the R*Tree's
 node tables), which is an order of magnitude faster than one-by-one insertion.
 
-One connection is shared by all threads (Streamlit runs scripts in several); every call holds an
-RLock, and ``transaction()`` holds it for the whole block.
+Writes go through one connection shared by all threads (Streamlit runs scripts in several): every
+write holds an RLock, and ``transaction()`` holds it for the whole block, so a thread reading inside
+its own transaction reads through that connection and sees its own writes. Other reads take a
+connection from a small pool of read-only connections (``READERS``) and hold no lock: in WAL mode
+readers run beside the writer and beside each other (sqlite3 releases the GIL while a query runs),
+instead of 35 page threads queueing behind one lock (the load test, bench/load.py, found that). An
+in-memory database has no pool: its contents live in the one connection.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +50,7 @@ from store._sqlbase import SQLStoreBase, _fetchall
 from store.base import BBox, ConflictError, StoreError, Where, WriteMode
 
 T = TypeVar("T")
+READERS = max(2, min(8, 2 * (os.cpu_count() or 1)))  # pooled read-only connections per store
 
 # Above this many rows (and when the write is large compared with the table), the R*Tree is
 # rebuilt in bulk instead of being fed row by row by the triggers.
@@ -58,6 +65,11 @@ class SQLiteStore(SQLStoreBase):
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self._lock = threading.RLock()
+        self._owner: int | None = None  # the thread with a transaction open on the write connection
+        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._pool_lock = threading.Lock()
+        self._pool_all: list[sqlite3.Connection] = []
+        self._pooled = path != ":memory:" and not path.startswith("file::memory:") and "mode=memory" not in path
         self._depth = 0
         self._poisoned = False  # a write inside the open transaction failed: it must roll back
         self._conn: sqlite3.Connection | None = None
@@ -88,7 +100,48 @@ class SQLiteStore(SQLStoreBase):
             raise StoreError(f"the store {self.url} is closed")
         return self._conn
 
+    def _open_reader(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        try:
+            c.execute("PRAGMA busy_timeout = 30000")
+            c.execute("PRAGMA cache_size = -32768")
+            c.execute("PRAGMA temp_store = MEMORY")
+            c.execute("PRAGMA query_only = ON")
+        except sqlite3.Error:
+            c.close()
+            raise
+        return c
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A pooled read-only connection (made on demand, at most READERS; waits when all are busy)."""
+        try:
+            c = self._pool.get_nowait()
+        except queue.Empty:
+            with self._pool_lock:
+                fresh = None
+                if len(self._pool_all) < READERS:
+                    fresh = self._open_reader()
+                    self._pool_all.append(fresh)
+            c = fresh if fresh is not None else self._pool.get(timeout=60)
+        try:
+            yield c
+        finally:
+            if self._conn is None:  # closed meanwhile
+                c.close()
+            else:
+                self._pool.put(c)
+
     def close(self) -> None:
+        with self._pool_lock:
+            for c in self._pool_all:
+                try:
+                    c.close()
+                except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                    pass
+            self._pool_all.clear()
+            while not self._pool.empty():
+                self._pool.get_nowait()
         with self._lock:
             if self._conn is not None:
                 try:
@@ -141,10 +194,14 @@ class SQLiteStore(SQLStoreBase):
             except sqlite3.Error as e:
                 raise self._map_error(e) from e
             self._depth = depth + 1
+            if depth == 0:
+                self._owner = threading.get_ident()
             try:
                 yield conn
             except BaseException as exc:
                 self._depth = depth
+                if depth == 0:
+                    self._owner = None
                 try:
                     if depth == 0:
                         if conn.in_transaction:
@@ -159,6 +216,8 @@ class SQLiteStore(SQLStoreBase):
                 raise
             else:
                 self._depth = depth
+                if depth == 0:
+                    self._owner = None
                 if depth == 0 and self._poisoned:
                     self._poisoned = False
                     if conn.in_transaction:
@@ -183,18 +242,29 @@ class SQLiteStore(SQLStoreBase):
             yield
 
     def _run(self, fn: Callable[[Any], T], *, write: bool, savepoint: bool = True) -> T:
+        if not write and self._pooled and self._owner != threading.get_ident():
+            if self._conn is None:
+                raise StoreError(f"the store {self.url} is closed")
+            try:
+                with self._reader() as conn:
+                    return self._read_on(conn, fn)
+            except queue.Empty as e:
+                raise StoreError("the database is busy: no read connection came free within 60 s") from e
         with self._lock:
             if write:
                 with self._tx(savepoint=savepoint) as conn:
                     return fn(conn.cursor())
+            return self._read_on(self.conn, fn)
+
+    def _read_on(self, conn: sqlite3.Connection, fn: Callable[[Any], T]) -> T:
+        try:
+            cur = conn.cursor()
             try:
-                cur = self.conn.cursor()
-                try:
-                    return fn(cur)
-                finally:
-                    cur.close()
-            except sqlite3.Error as e:
-                raise self._map_error(e) from e
+                return fn(cur)
+            finally:
+                cur.close()
+        except sqlite3.Error as e:
+            raise self._map_error(e) from e
 
     # ------------------------------------------------------------------ migrations
 

@@ -61,6 +61,31 @@ def _charts(url: str, county: str | None, lang: str) -> bs.Charts:
     return bs.charts(state.get_store(), county=county, lang=lang)
 
 
+# Every wall (and every user) showing the same view at the same refresh shares one computation: the
+# figures, the map's data and the ticker are cached per view and per refresh period ("tick"), so 35
+# walls cost what one does (the load test, bench/load.py, measured the alternative).
+TICK_S = max(2, opts.refresh_s)
+
+
+def _tick() -> int:
+    return int(time.time() // TICK_S)
+
+
+@st.cache_data(ttl=2 * TICK_S + 1, max_entries=64, show_spinner=False)
+def _kpis(url: str, county: str | None, tick: int) -> bs.Kpis:
+    return bs.kpis(state.get_store(), county=county)
+
+
+@st.cache_data(ttl=2 * TICK_S + 1, max_entries=64, show_spinner=False)
+def _map_data(url: str, county: str | None, lang: str, tick: int) -> bs.BigMap:
+    return bs.map_data(state.get_store(), county=county, lang=lang)
+
+
+@st.cache_data(ttl=2 * TICK_S + 1, max_entries=64, show_spinner=False)
+def _ticker(url: str, county: str | None, lang: str, tick: int) -> pd.DataFrame:
+    return bs.ticker(state.get_store(), county=county, lang=lang)
+
+
 def _where(county: str | None) -> str:
     return names.get(county, county) if county else t("big.city", lang)
 
@@ -70,7 +95,7 @@ def _where(county: str | None) -> str:
 def headline() -> None:
     county = st.session_state.get(DISTRICT)
     now = pd.Timestamp.now(tz="UTC")
-    k = bs.kpis(store, now=now, county=county)
+    k = _kpis(store.url, county, _tick())
     clock = now.tz_convert(tz).strftime("%Y-%m-%d %H:%M:%S")
     st.markdown(ui.header_html(t("big.title", lang), _where(county), clock), unsafe_allow_html=True)
     st.markdown(ui.kpi_html(k, L), unsafe_allow_html=True)
@@ -83,7 +108,7 @@ def live_map() -> None:
     if opts.tour_s and PINNED is None and time.monotonic() - st.session_state.get("_big_tour_at", 0.0) >= opts.tour_s:
         county = st.session_state[DISTRICT] = bs.tour_next(codes, county)
         st.session_state["_big_tour_at"] = time.monotonic()
-    m = bs.map_data(store, county=county, lang=lang)
+    m = _map_data(store.url, county, lang, _tick())
     groups = [build_districts_layer(m.outlines, labels=L, selected=county, names=county is None),
               build_case_counts_layer(m.case_counts, labels=L)]  # fmt: skip
     if county is None:
@@ -123,7 +148,7 @@ def live_map() -> None:
 def live_ticker() -> None:
     county = st.session_state.get(DISTRICT)
     st.markdown(f'<div class="gc-panel-title">{t("big.ticker", lang)}</div>', unsafe_allow_html=True)
-    rows = bs.ticker(store, county=county, lang=lang)
+    rows = _ticker(store.url, county, lang, _tick())
     st.markdown(ui.ticker_html(rows, L, tz=tz), unsafe_allow_html=True)
 
 

@@ -3,6 +3,7 @@ loop and its time limits; assign many at once (surge plan) and handle similar ca
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -31,6 +32,18 @@ SEL = "dispatch_case"
 NEW = "dispatch_new_at"
 LAYER_PREFIXES = ("case.", "cstate.", "cand.", "cluster.", "reason.", "role.", "kind.", "urgency.", "level.", "dur.", "dist.", "cam.", "camstat.")
 
+BOARD_TICK_S = 15  # overdue flags move with the clock: recomputed at least this often
+
+
+@st.cache_data(ttl=2 * BOARD_TICK_S, max_entries=128, show_spinner=False)
+def _board(url: str, bbox: tuple[float, float, float, float], lang: str, states: tuple[str, ...],
+           cats: tuple[str, ...], prefix: str | None, overdue_only: bool, mark: int, tick: int) -> dispatch.Board:
+    """The board of one view and filter, shared by every dispatcher looking at the same thing, and
+    computed afresh after any change to any case (``mark``) or every BOARD_TICK_S."""
+    return dispatch.board(state.get_store(), bbox=bbox, lang=lang, states=list(states) or None,
+                          categories_=list(cats) or None, unit_prefix=prefix, overdue_only=overdue_only)  # fmt: skip
+
+
 lang = state.lang()
 who = access.require("cases.assign", lang)
 st.title(t("page.dispatch", lang))
@@ -54,8 +67,9 @@ states = f[2].multiselect(t("dispatch.states", lang), list(cs.OPEN_STATES), defa
 overdue_only = f[3].toggle(t("dispatch.overdue_only", lang), key="dispatch_overdue")
 
 view = view_from_state(st.session_state.get(MAP_KEY), fallback=initial_view(summary.center, summary.zoom), shifted=shifted)
-board = dispatch.board(store, bbox=view.bbox, lang=lang, states=states or None, categories_=chosen_cats or None,
-                       unit_prefix=state.area(who, unit or None), overdue_only=overdue_only)  # fmt: skip
+b = view.bbox
+board = _board(store.url, (round(b[0], 5), round(b[1], 5), round(b[2], 5), round(b[3], 5)), lang, tuple(states), tuple(chosen_cats),
+               state.area(who, unit or None), overdue_only, cs.change_mark(store), int(time.time() // BOARD_TICK_S))
 m = st.columns(5)
 for col, k in zip(m, ("open", "unassigned", "overdue", "due_soon", "escalated"), strict=True):
     col.metric(t(f"dispatch.stat.{k}", lang), f"{board.stats[k]:,}")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from console import access, planui, state
+from console import access, mapui, planui, state
 from console.i18n import labels, t
 from layers.basemap import build_base_map, with_release
 from layers.context import build_context_layer
@@ -256,6 +256,7 @@ with tab_edit:
                     _flash("success", t("plan.published", lang, version=res.version, grids=len(res.codes),
                                         cases=res.cases_moved, staff=res.staff_links))
                     state.unit_stats.clear()
+                    mapui.forget_map_data()
                 except planning.PublishRefused as exc:
                     _flash("error", str(exc))
                 except planning.ConflictError as exc:
