@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser
-from tests.fixtures.api import api_process
+from tests.fixtures.api import api_process, api_token_for
 from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
+KEYS: dict[str, str] = {}  # API base URL -> an Open311 api_key for it
 
 REFRESH_S = 3
 KPI_VALUES = """() => Object.fromEntries([...document.querySelectorAll('[data-kpi]')].map(e => [e.dataset.kpi, e.textContent]))"""
@@ -42,7 +43,9 @@ DISTRICT_PIXELS = """(key) => {
 def stack(small_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = Path(tmp_path_factory.mktemp("bigscreen"))
     url = copy_demo(small_demo_url, folder / "big.sqlite")
+    key = api_token_for(url, role="department")  # an Open311 client's api_key (may report)
     with api_process(url, log=folder / "api.log") as (api, _proc):
+        KEYS[api] = key
         for base in run_console(url, log=folder / "streamlit.log"):
             yield {"api": api, "console": base, "url": url}
 
@@ -96,7 +99,8 @@ def _post_case(api: str, url: str) -> int:
     finally:
         store.close()
     r = httpx.post(f"{api}/open311/v2/requests.json", timeout=20,
-                   data={"service_code": code, "lat": g.y, "long": g.x, "description": "<b>大屏测试</b> 井盖缺失"})  # fmt: skip
+                   data={"service_code": code, "lat": g.y, "long": g.x, "description": "<b>大屏测试</b> 井盖缺失",
+                         "api_key": KEYS[api]})  # fmt: skip
     assert r.status_code == 200, r.text
     return int(r.json()[0]["service_request_id"])
 

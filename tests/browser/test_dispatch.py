@@ -24,10 +24,11 @@ import pandas as pd
 import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser, _poll
-from tests.fixtures.api import api_process
+from tests.fixtures.api import api_process, api_token_for
 from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
+KEYS: dict[str, str] = {}  # API base URL -> an Open311 api_key for it
 
 HOSTILE_SCRIPT = "<script>window.__xss=1</script>"
 HOSTILE_IMG = '<img src=x onerror="window.__xss=2">'
@@ -86,7 +87,9 @@ def stack(small_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     for sid in store.read("latest_positions", geometry=False, columns=["staff_id"])["staff_id"]:
         store.update("latest_positions", {"staff_id": int(sid)}, {"ts": now, "received_at": now})
     store.close()
+    key = api_token_for(url, role="department")  # an Open311 client's api_key (may report)
     with api_process(url, log=folder / "api.log") as (api, _proc):
+        KEYS[api] = key
         for base in run_console(url, log=folder / "streamlit.log"):
             yield {"api": api, "console": base, "url": url}
 
@@ -443,7 +446,7 @@ def _post_open311(api: str, fields: dict[str, Any]) -> httpx.Response:
     few minutes."""
     deadline = time.monotonic() + 300
     while True:
-        r = httpx.post(f"{api}/open311/v2/requests.json", data=fields, timeout=20)
+        r = httpx.post(f"{api}/open311/v2/requests.json", data={**fields, "api_key": KEYS[api]}, timeout=20)
         if (
             r.status_code == 200
             or time.monotonic() > deadline

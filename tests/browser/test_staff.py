@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.browser.test_map import FIND_MAP, _browser, _poll
-from tests.fixtures.api import api_process
+from tests.fixtures.api import api_process, api_token
 from tests.fixtures.demo_db import copy_demo, run_console
 
 pytestmark = pytest.mark.browser
@@ -48,12 +48,13 @@ def live_stack(small_demo_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     sid = int(links["staff_id"].min())
     device = str(store.read("staff", where={"id": sid})["device_id"].iloc[0])
     store.update("staff", {"id": sid}, {"name": HOSTILE, "on_duty": True})
+    phone_token = api_token(store, role="grid_worker", name=f"device:{device}")  # the phone's own token
     grid = store.read("grids", where={"code": links[links["staff_id"] == sid]["grid_code"].iloc[0]})
     p = grid.geometry.iloc[0].representative_point()
     store.close()
     with api_process(url, log=tmp_path / "api.log") as (api, _proc):
         for base in run_console(url, log=tmp_path / "streamlit.log"):
-            yield {"api": api, "console": base, "sid": sid, "device": device, "lon": p.x, "lat": p.y}
+            yield {"api": api, "console": base, "sid": sid, "device": device, "lon": p.x, "lat": p.y, "token": phone_token}
 
 
 def test_posted_positions_show_on_the_live_layer_and_in_the_replay(live_stack: dict[str, Any], chromium_path: str) -> None:
@@ -74,6 +75,7 @@ def test_posted_positions_show_on_the_live_layer_and_in_the_replay(live_stack: d
                 "accuracy": 6,
                 "batt": 80,
                 "charge": "false",
+                "token": s["token"],  # Traccar Client cannot set headers: the server URL carries it
             }
             assert c.post("/osmand", params=q).status_code == 200
     last_lat = round(s["lat"] + 40 * 0.00012, 6)

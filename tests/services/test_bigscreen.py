@@ -16,7 +16,7 @@ from shapely.geometry import Point
 from api.app import create_app
 from services import bigscreen as bs
 from services.cases import OPEN_STATES, WORKING_STATES
-from tests.fixtures.api import serve_in_thread
+from tests.fixtures.api import api_token, bearer, serve_in_thread
 from tests.fixtures.cases_world import COUNTY, GRID_W, NOW, STREET, VILLAGE, build_world
 from tests.store.sample import at
 
@@ -148,7 +148,8 @@ def test_tour_goes_through_every_district_and_back() -> None:
 
 
 def test_kpis_over_http(world: Any) -> None:
-    with serve_in_thread(create_app(world, escalate_every_s=None)) as base, httpx.Client(base_url=base, timeout=30) as c:
+    headers = bearer(api_token(world, role="admin", unit_code="211200"))  # the city's administrator
+    with serve_in_thread(create_app(world, escalate_every_s=None)) as base, httpx.Client(base_url=base, timeout=30, headers=headers) as c:
         r = c.get("/api/kpis")
         assert r.status_code == 200
         body = r.json()

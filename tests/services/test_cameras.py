@@ -13,7 +13,7 @@ from shapely.geometry import Point, Polygon
 from api.app import create_app
 from services import cameras as cams
 from services import cases as cs
-from tests.fixtures.api import serve_in_thread
+from tests.fixtures.api import api_token, bearer, serve_in_thread
 from tests.fixtures.cases_world import NOW, build_world
 from tests.store.sample import at
 
@@ -133,7 +133,8 @@ def test_suggestions_cover_uncovered_road(world: Any) -> None:
 def test_cameras_over_http(world: Any) -> None:
     lon, lat = at(-535, 0)
     cid = cs.create_case(world, cs.NewCase(category="exposed_garbage", lon=lon, lat=lat, description="路口垃圾"), now=NOW).case_id
-    with serve_in_thread(create_app(world, escalate_every_s=None)) as base, httpx.Client(base_url=base, timeout=30) as c:
+    headers = bearer(api_token(world, role="admin", unit_code="211200"))  # the city's administrator
+    with serve_in_thread(create_app(world, escalate_every_s=None)) as base, httpx.Client(base_url=base, timeout=30, headers=headers) as c:
         r = c.get("/api/cameras/seeing", params={"lon": lon, "lat": lat})
         assert r.status_code == 200 and [x["id"] for x in r.json()["cameras"]] == [DOME, EAST]
         assert [x["id"] for x in c.get(f"/api/cases/{cid}/cameras").json()["cameras"]] == [DOME, EAST]
