@@ -94,3 +94,30 @@ def test_the_big_screen_kiosk_link(console_url: str, chromium_path: str) -> None
         pg.wait_for_timeout(3000)
         assert pg.locator('[data-testid="stSidebarNav"]').get_by_text("事件派遣").count() == 0
         assert not blocked
+
+
+def test_an_export_is_audited_with_who_downloaded_it(console_url: str, chromium_path: str) -> None:
+    """The case list's CSV: the file arrives in the browser and the audit log names the user."""
+    db = _db(console_url)
+    store = open_store(db)
+    last = store.read("audit_log", columns=["id"], order_by=["-id"], limit=1, geometry=False)
+    before = int(last["id"].iloc[0]) if len(last) else 0
+    store.close()
+    for pg, blocked, _failed, base in _browser(console_url, chromium_path, role="dispatcher"):
+        pg.goto(f"{base}/cases")
+        button = pg.get_by_role("button", name="下载CSV")
+        button.wait_for(timeout=90_000)
+        with pg.expect_download(timeout=30_000) as got:
+            button.click()
+        assert got.value.suggested_filename == "cases.csv"
+        for _ in range(50):
+            store = open_store(db)
+            rows = store.read("audit_log", where={"action": "export.cases"}, geometry=False)
+            store.close()
+            rows = rows[rows["id"] > before]
+            if len(rows):
+                break
+            pg.wait_for_timeout(200)
+        assert len(rows) == 1, "the export was not audited"
+        assert rows["actor"].iloc[0] == "test-dispatcher-211200" and rows["client"].iloc[0]
+        assert not blocked
