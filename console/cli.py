@@ -170,10 +170,17 @@ def export(
 
     if kind not in KINDS:
         _fail(f"KIND must be one of {', '.join(KINDS)}", lang)
+    from services.auth import audit
+
+    store = _open(db)
     try:
-        rows = export_file(_open(db), kind, file, crs=crs)
+        rows = export_file(store, kind, file, crs=crs)
+        # every export is written to the audit log (staff carry workers' phone numbers)
+        audit(store, f"cli@{_os_user()}", f"export.{kind}", target=str(file)[:200], detail=f"{rows} rows", client="cli")
     except (OSError, ValueError) as exc:
         _fail(str(exc), lang)
+    finally:
+        store.close()
     typer.echo(t("cli.export.done", lang, rows=rows, kind=kind, path=file))
 
 

@@ -56,6 +56,8 @@ def test_demo_info_export_import_roundtrip(tmp_path: Path) -> None:
     store = open_store(db)
     assert len(exported) == store.count("grids")
     assert exported["code"].str.fullmatch(r"\d{15}").all()
+    logged = store.read("audit_log", where={"action": "export.grids"}, geometry=False)
+    assert len(logged) == 1 and logged["actor"].iloc[0].startswith("cli@") and logged["target"].iloc[0] == str(out)
     # a second database gets the same grids back from the file
     db2 = f"sqlite:///{tmp_path / 'other.sqlite'}"
     r = run("import", "grids", str(out), "--lang", "en", db=db2)
