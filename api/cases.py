@@ -210,7 +210,7 @@ def _actor(text: str, principal: Principal) -> str:
     named = cs.clean_text(text, limit=100, name="actor") or "api"
     if principal.kind == "user":
         return principal.name
-    return f"{principal.name}/{named}"[:100]
+    return f"{principal.name}/{named}"
 
 
 @router.post("", status_code=201, summary="A grid worker's report from the phone")

@@ -48,13 +48,6 @@ PAGE_TABLE = (
     ("settings.py", "settings", ":material/settings:", "settings.edit"),
 )
 
-try:
-    who = state.principal()
-except StoreError as exc:  # the database is down: nobody can be checked, so nothing is shown
-    state.database_down(exc, lang)
-    st.stop()
-
-
 def _stand_in(url: str, page: Callable[[], None]) -> st.Page:
     """A hidden page at ``url`` that runs ``page`` instead: a link to /dispatch opened before
     sign-in shows the sign-in form there (and the dispatch page once signed in), a page the role
@@ -66,6 +59,20 @@ def _stand_in(url: str, page: Callable[[], None]) -> st.Page:
     run.__name__ = run.__qualname__ = f"stand_in_{url}"
     return st.Page(run, title=t(f"page.{url}", lang), url_path=url, visibility="hidden")
 
+
+try:
+    who = state.principal()
+except StoreError as exc:  # the database is down: nobody can be checked, so nothing is shown but the
+    # banner -- at the address asked for, so the page comes back there when the database does
+    error = exc
+
+    def _down() -> None:
+        state.database_down(error, lang)
+
+    _down.__name__ = _down.__qualname__ = "database_down"
+    down = st.Page(_down, title=t("app.title", lang), url_path="unavailable", default=True)
+    st.navigation([down, *(_stand_in(url, _down) for _f, url, _i, _a in PAGE_TABLE)], position="hidden").run()
+    st.stop()
 
 if who is None:
     signin = st.Page(state.sign_in_page, title=t("auth.signin", lang), icon=":material/login:", url_path="signin", default=True)

@@ -40,17 +40,17 @@ def test_sign_in_reload_and_sign_out(console_url: str, chromium_path: str) -> No
         pg.get_by_text("browser-dispatcher", exact=False).first.wait_for(timeout=60_000)
         # the dispatcher's pages are in the navigation; the administrator's are not
         nav = pg.locator('[data-testid="stSidebarNav"]')
-        nav.get_by_text("事件派遣").wait_for(timeout=30_000)
+        nav.get_by_text("事件派遣").wait_for(timeout=90_000)
         assert nav.get_by_text("用户与审计").count() == 0 and nav.get_by_text("系统设置").count() == 0
         # a reload (a new Streamlit session) keeps the sign-in: the session cookie
         pg.reload()
-        nav.get_by_text("事件派遣").wait_for(timeout=60_000)
+        nav.get_by_text("事件派遣").wait_for(timeout=90_000)
         assert pg.get_by_role("button", name="登录").count() == 0
         cookie = next(c for c in pg.context.cookies() if c["name"] == "gridconsole_session")
         assert cookie["sameSite"] == "Strict"
         pg.get_by_role("button", name="退出登录").click()
         pg.get_by_role("button", name="登录").wait_for(timeout=30_000)
-        for _ in range(100):  # the page deletes the cookie once it is drawn
+        for _ in range(300):  # the page deletes the cookie once it is drawn
             if not [c for c in pg.context.cookies() if c["name"] == "gridconsole_session" and c["value"]]:
                 break
             pg.wait_for_timeout(100)
